@@ -1,0 +1,170 @@
+"""Augmentations over one decoded example (a dict of tensors), separate from decoding.
+
+Every random function takes an explicit ``seed`` (int tensor of shape [2]) and uses
+stateless TF ops, so the same seed gives the same result eagerly and inside
+``tf.data`` (this is what makes ``make_training_dataset(deterministic=True)`` exact).
+
+Geometry is kept consistent across keys: one crop window is applied to every spatial
+map, interpolation is chosen per key (bilinear for the photo; nearest for depth,
+normals, validity and ids so no value is invented between a foreground and background
+surface; contours keep every edge when downscaled, see ``_resize_contour``), and
+``intrinsics`` are updated so depth-from-geometry stays correct after a crop or flip.
+
+Images are float32 in [0, 1] here (``to_float_image`` converts decoded uint8).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# Spatial keys and how each is resampled. Absent keys are skipped (real photos only
+# carry "image").
+_BILINEAR = ("image",)
+_NEAREST = ("depth", "normals", "valid", "instance")
+_SPATIAL = _BILINEAR + _NEAREST + ("contour",)
+
+
+def _split(seed, num: int):
+    return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=num)
+
+
+def to_float_image(example: dict) -> dict:
+    """Converts ``image`` uint8 [0, 255] to float32 [0, 1]; other keys unchanged."""
+    out = dict(example)
+    out["image"] = tf.image.convert_image_dtype(example["image"], tf.float32)
+    return out
+
+
+def _as_hwc(value):
+    return value[..., None] if value.shape.rank == 2 else value
+
+
+def _restore(value, like):
+    return value[..., 0] if like.shape.rank == 2 else value
+
+
+def _resize_nearest(value, size: int):
+    dtype = value.dtype
+    work = tf.cast(value, tf.uint8) if dtype == tf.bool else value
+    out = tf.image.resize(_as_hwc(work), [size, size], method="nearest")
+    out = tf.cast(out, dtype) if dtype == tf.bool else out
+    return _restore(out, value)
+
+
+def _resize_contour(contour, size: int, side):
+    """Nearest when upscaling; "any edge in the footprint" when downscaling.
+
+    Nearest sampling alone would drop most 1-pixel edges on a 3x downscale (it reads
+    one source pixel in three); area-averaging then ``> 0`` keeps each edge, and since
+    a downscale footprint is wider than one source pixel the edge stays ~1 pixel thin.
+    """
+    hwc = tf.cast(_as_hwc(contour), tf.float32)
+    area = tf.cast(tf.image.resize(hwc, [size, size], method="area") > 0, contour.dtype)
+    nearest = tf.image.resize(_as_hwc(contour), [size, size], method="nearest")
+    return _restore(tf.where(side > size, area, nearest), contour)
+
+
+def crop_and_resize(example: dict, y0, x0, side, size: int) -> dict:
+    """Crops the square ``[y0:y0+side, x0:x0+side]`` of every spatial key, resizes to S×S."""
+    out = dict(example)
+    for key in _SPATIAL:
+        if key not in example:
+            continue
+        crop = example[key][y0 : y0 + side, x0 : x0 + side]
+        if key in _BILINEAR:
+            out[key] = tf.image.resize(crop, [size, size], method="bilinear", antialias=True)
+        elif key == "contour":
+            out[key] = _resize_contour(crop, size, side)
+        else:
+            out[key] = _resize_nearest(crop, size)
+    if "intrinsics" in example:
+        scale = tf.cast(size, tf.float32) / tf.cast(side, tf.float32)
+        fx, fy, cx, cy = tf.unstack(example["intrinsics"])
+        x0f, y0f = tf.cast(x0, tf.float32), tf.cast(y0, tf.float32)
+        out["intrinsics"] = tf.stack(
+            [fx * scale, fy * scale, (cx - x0f) * scale, (cy - y0f) * scale]
+        )
+    return out
+
+
+def random_resized_crop(
+    example: dict, size: int, seed, min_scale: float = 0.5, max_scale: float = 1.0
+) -> dict:
+    """Multi-scale crop: a random square of side ``s * min(H, W)``, s ~ U[min_scale, max_scale].
+
+    Square crops keep the aspect ratio (and so the geometry) undistorted.
+    """
+    if not 0.0 < min_scale <= max_scale <= 1.0:
+        raise ValueError(
+            f"Need 0 < min_scale <= max_scale <= 1. Received: min_scale={min_scale}, "
+            f"max_scale={max_scale}"
+        )
+    seeds = _split(seed, 3)
+    shape = tf.shape(example["image"])
+    height, width = shape[0], shape[1]
+    short = tf.cast(tf.minimum(height, width), tf.float32)
+    scale = tf.random.stateless_uniform([], seeds[0], min_scale, max_scale)
+    side = tf.maximum(1, tf.cast(tf.round(scale * short), tf.int32))
+    y0 = tf.random.stateless_uniform([], seeds[1], 0, height - side + 1, dtype=tf.int32)
+    x0 = tf.random.stateless_uniform([], seeds[2], 0, width - side + 1, dtype=tf.int32)
+    return crop_and_resize(example, y0, x0, side, size)
+
+
+def center_crop_and_resize(example: dict, size: int) -> dict:
+    """Evaluation transform: the centred square of side min(H, W), resized to S×S."""
+    shape = tf.shape(example["image"])
+    side = tf.minimum(shape[0], shape[1])
+    return crop_and_resize(example, (shape[0] - side) // 2, (shape[1] - side) // 2, side, size)
+
+
+def flip_left_right(example: dict) -> dict:
+    """Mirrors every spatial key; negates normals' x and mirrors the principal point."""
+    out = dict(example)
+    for key in _SPATIAL:
+        if key in example:
+            out[key] = tf.reverse(example[key], axis=[1])
+    if "normals" in example:
+        out["normals"] = out["normals"] * tf.constant([-1.0, 1.0, 1.0], out["normals"].dtype)
+    if "intrinsics" in example:
+        width = tf.cast(tf.shape(example["image"])[1], tf.float32)
+        fx, fy, cx, cy = tf.unstack(example["intrinsics"])
+        out["intrinsics"] = tf.stack([fx, fy, width - cx, cy])
+    return out
+
+
+def random_flip_left_right(example: dict, seed, probability: float = 0.5) -> dict:
+    flip = tf.random.stateless_uniform([], tf.cast(seed, tf.int64)) < probability
+    return tf.cond(flip, lambda: flip_left_right(example), lambda: dict(example))
+
+
+def photometric_jitter(
+    image,
+    seed,
+    brightness: float = 0.15,
+    contrast: tuple[float, float] = (0.75, 1.25),
+    saturation: tuple[float, float] = (0.75, 1.25),
+    hue: float = 0.04,
+):
+    """Colour jitter for real photos (float32 [0, 1] image in, clipped to [0, 1] out)."""
+    seeds = _split(seed, 4)
+    image = tf.image.stateless_random_brightness(image, brightness, seeds[0])
+    image = tf.image.stateless_random_contrast(image, *contrast, seed=seeds[1])
+    image = tf.image.stateless_random_saturation(image, *saturation, seed=seeds[2])
+    image = tf.image.stateless_random_hue(image, hue, seed=seeds[3])
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def random_grayscale_channel(image, seed):
+    """The paper's input: one randomly chosen RGB channel repeated 3 times.
+
+    Works on [H, W, 3] or batched [..., H, W, 3] images (one channel drawn per image).
+    The result is exact: the chosen channel is copied, not re-weighted.
+    """
+    if image.shape[-1] != 3:
+        raise ValueError(f"image must have 3 channels. Received shape: {image.shape}")
+    batch_shape = tf.shape(image)[:-3]
+    channel = tf.random.stateless_uniform(
+        batch_shape, tf.cast(seed, tf.int64), 0, 3, dtype=tf.int32
+    )
+    chosen = tf.gather(image, channel[..., None], axis=-1, batch_dims=image.shape.rank - 3)
+    return tf.repeat(chosen, 3, axis=-1)

@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mtsyn_tf import geometry
+from mtsyn_tf.data import augment
+
+SEED = tf.constant([1, 2], tf.int64)
+
+
+def _float_example(sample):
+    example = {k: tf.constant(v) for k, v in sample.items()}
+    return augment.to_float_image(example)
+
+
+def test_flip_twice_is_identity_and_negates_normal_x(synthetic_sample):
+    example = _float_example(synthetic_sample)
+    once = augment.flip_left_right(example)
+    np.testing.assert_array_equal(once["normals"][:, ::-1, 0], -synthetic_sample["normals"][..., 0])
+    np.testing.assert_array_equal(
+        once["normals"][:, ::-1, 1:], synthetic_sample["normals"][..., 1:]
+    )
+    np.testing.assert_array_equal(once["depth"][:, ::-1], synthetic_sample["depth"])
+    twice = augment.flip_left_right(once)
+    for key in example:
+        np.testing.assert_array_equal(twice[key].numpy(), example[key].numpy(), err_msg=key)
+
+
+def test_flipped_normals_match_geometry_of_flipped_depth(synthetic_sample):
+    """Mirrored depth + mirrored intrinsics must give the mirrored normals (x negated)."""
+    flipped = augment.flip_left_right(_float_example(synthetic_sample))
+    expected = geometry.normals_from_depth(flipped["depth"].numpy(), flipped["intrinsics"].numpy())
+    interior = np.linalg.norm(expected, axis=-1) > 0
+    np.testing.assert_allclose(flipped["normals"].numpy()[interior], expected[interior], atol=1e-4)
+
+
+def test_crop_of_known_ramp():
+    height, width = 8, 12
+    ramp = np.tile(np.arange(width, dtype=np.float32), (height, 1))
+    example = {
+        "image": tf.constant(np.repeat(ramp[..., None], 3, -1) / 255.0),
+        "depth": tf.constant(ramp + 1.0),
+        "contour": tf.constant((np.arange(width) == 6).astype(np.uint8)[None].repeat(height, 0)),
+        "intrinsics": tf.constant([10.0, 10.0, 6.0, 4.0]),
+    }
+    # Same-size crop: an exact slice.
+    out = augment.crop_and_resize(example, 1, 3, 4, 4)
+    np.testing.assert_array_equal(out["depth"].numpy(), ramp[1:5, 3:7] + 1.0)
+    np.testing.assert_allclose(out["image"].numpy()[..., 0], ramp[1:5, 3:7] / 255.0, atol=1e-6)
+    np.testing.assert_allclose(out["intrinsics"].numpy(), [10.0, 10.0, 3.0, 3.0])
+    # 2x downscale: nearest depth reads source column x0 + 2j + 1, intrinsics halve.
+    out = augment.crop_and_resize(example, 0, 2, 8, 4)
+    np.testing.assert_array_equal(out["depth"].numpy()[0], 2 + 2 * np.arange(4) + 1 + 1.0)
+    np.testing.assert_allclose(out["intrinsics"].numpy(), [5.0, 5.0, 2.0, 2.0])
+    # The 1-pixel contour at column 6 (crop column 4) survives in output column 2.
+    np.testing.assert_array_equal(
+        out["contour"].numpy(), np.eye(4, dtype=np.uint8)[2][None].repeat(4, 0)
+    )
+
+
+def test_random_resized_crop_consistent_and_seeded(synthetic_sample):
+    example = _float_example(synthetic_sample)
+    a = augment.random_resized_crop(example, 10, SEED, min_scale=0.5)
+    b = augment.random_resized_crop(example, 10, SEED, min_scale=0.5)
+    for key in a:
+        np.testing.assert_array_equal(a[key].numpy(), b[key].numpy(), err_msg=key)
+    assert a["image"].shape == (10, 10, 3) and a["depth"].shape == (10, 10)
+    assert a["valid"].dtype == tf.bool
+    # Labels stay consistent: nearest sampling keeps valid == depth > 0 and unit normals.
+    np.testing.assert_array_equal(a["valid"].numpy(), a["depth"].numpy() > 0)
+    norms = np.linalg.norm(a["normals"].numpy(), axis=-1)
+    np.testing.assert_allclose(norms[a["valid"].numpy()], 1.0, atol=1e-5)
+    c = augment.random_resized_crop(example, 10, tf.constant([3, 4], tf.int64), min_scale=0.5)
+    assert not np.array_equal(a["image"].numpy(), c["image"].numpy())
+    with pytest.raises(ValueError, match="min_scale"):
+        augment.random_resized_crop(example, 10, SEED, min_scale=0.0)
+
+
+def test_center_crop():
+    image = np.arange(6 * 10 * 3, dtype=np.float32).reshape(6, 10, 3)
+    out = augment.center_crop_and_resize({"image": tf.constant(image)}, 6)
+    np.testing.assert_allclose(out["image"].numpy(), image[:, 2:8], rtol=1e-6)
+
+
+def test_random_grayscale_channel(synthetic_sample):
+    image = tf.constant(synthetic_sample["image"].astype(np.float32) / 255.0)
+    seen = set()
+    for i in range(12):
+        gray = augment.random_grayscale_channel(image, tf.constant([i, 0])).numpy()
+        np.testing.assert_array_equal(gray[..., 0], gray[..., 1])
+        np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
+        matches = [c for c in range(3) if np.array_equal(gray[..., 0], image.numpy()[..., c])]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert seen == {0, 1, 2}
+    batch = tf.stack([image, image[::-1]])
+    gray = augment.random_grayscale_channel(batch, SEED).numpy()
+    assert gray.shape == batch.shape
+    assert any(np.array_equal(gray[1, ..., 0], batch.numpy()[1, ..., c]) for c in range(3))
+
+
+def test_photometric_jitter_range_and_determinism(synthetic_sample):
+    image = tf.constant(synthetic_sample["image"].astype(np.float32) / 255.0)
+    a = augment.photometric_jitter(image, SEED).numpy()
+    np.testing.assert_array_equal(a, augment.photometric_jitter(image, SEED).numpy())
+    assert a.min() >= 0.0 and a.max() <= 1.0 and not np.array_equal(a, image.numpy())
+
+
+def test_augment_inside_tf_data(synthetic_sample):
+    example = {k: v for k, v in synthetic_sample.items()}
+    ds = tf.data.Dataset.from_tensors(example).map(augment.to_float_image)
+    ds = ds.map(
+        lambda e: augment.random_flip_left_right(augment.random_resized_crop(e, 8, SEED), SEED)
+    )
+    out = next(iter(ds))
+    eager = augment.random_flip_left_right(
+        augment.random_resized_crop(_float_example(synthetic_sample), 8, SEED), SEED
+    )
+    for key in ("image", "depth", "normals", "contour", "valid", "intrinsics"):
+        np.testing.assert_array_equal(out[key].numpy(), eager[key].numpy(), err_msg=key)
