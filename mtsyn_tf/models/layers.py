@@ -1,0 +1,127 @@
+"""Building blocks shared by the backbones, heads and discriminators."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+_ACTIVATIONS = ("relu", "leaky_relu", "linear")
+
+
+def _activation_layer(activation: str, name: str):
+    if activation == "relu":
+        return layers.ReLU(name=f"{name}_relu")
+    if activation == "leaky_relu":
+        # The discriminator's slope (SPEC §2: LeakyReLU 0.2).
+        return layers.LeakyReLU(negative_slope=0.2, name=f"{name}_lrelu")
+    if activation == "linear":
+        return None
+    raise ValueError(
+        f"activation must be one of {_ACTIVATIONS}. Received: activation={activation!r}"
+    )
+
+
+@keras.saving.register_keras_serializable(package="mtsyn_tf")
+class ConvBNAct(layers.Layer):
+    """Convolution (or transposed convolution) → BatchNorm → activation.
+
+    The convolution has no bias: BatchNorm's beta plays that role (and is folded back into
+    a bias when converting to a standard AlexNet). Explicit integer ``padding`` is applied
+    with ``ZeroPadding2D`` so layer tables with Caffe-style padding map one to one.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int,
+        strides: int = 1,
+        padding: int | str = 0,
+        dilation_rate: int = 1,
+        activation: str = "relu",
+        transpose: bool = False,
+        use_bn: bool = True,
+        sync_batchnorm: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if filters <= 0 or kernel_size <= 0 or strides <= 0:
+            raise ValueError(
+                f"filters, kernel_size and strides must be positive. Received: "
+                f"filters={filters}, kernel_size={kernel_size}, strides={strides}"
+            )
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.dilation_rate = dilation_rate
+        self.activation = activation
+        self.transpose = transpose
+        self.use_bn = use_bn
+        self.sync_batchnorm = sync_batchnorm
+
+        # === Layers ===
+        self.pad = None
+        if isinstance(padding, int) and padding > 0:
+            self.pad = layers.ZeroPadding2D(padding, name=f"{self.name}_pad")
+        keras_padding = padding if isinstance(padding, str) else "valid"
+        conv_cls = layers.Conv2DTranspose if transpose else layers.Conv2D
+        self.conv = conv_cls(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=keras_padding,
+            dilation_rate=dilation_rate,
+            use_bias=not use_bn,
+            kernel_initializer="he_normal" if activation != "linear" else "glorot_uniform",
+            name=f"{self.name}_conv",
+        )
+        self.bn = (
+            layers.BatchNormalization(
+                momentum=0.9, epsilon=1e-5, synchronized=sync_batchnorm, name=f"{self.name}_bn"
+            )
+            if use_bn
+            else None
+        )
+        self.act = _activation_layer(activation, self.name)
+
+    def build(self, input_shape):
+        shape = input_shape
+        if self.pad is not None:
+            self.pad.build(shape)
+            shape = self.pad.compute_output_shape(shape)
+        self.conv.build(shape)
+        shape = self.conv.compute_output_shape(shape)
+        if self.bn is not None:
+            self.bn.build(shape)
+        self.built = True
+
+    def call(self, x, training=None):
+        if self.pad is not None:
+            x = self.pad(x)
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x, training=training)
+        if self.act is not None:
+            x = self.act(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape
+        if self.pad is not None:
+            shape = self.pad.compute_output_shape(shape)
+        return self.conv.compute_output_shape(shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+            activation=self.activation,
+            transpose=self.transpose,
+            use_bn=self.use_bn,
+            sync_batchnorm=self.sync_batchnorm,
+        )
+        return config
