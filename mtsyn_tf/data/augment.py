@@ -168,3 +168,13 @@ def random_grayscale_channel(image, seed):
     )
     chosen = tf.gather(image, channel[..., None], axis=-1, batch_dims=image.shape.rank - 3)
     return tf.repeat(chosen, 3, axis=-1)
+
+
+def zip_with_seeds(dataset: tf.data.Dataset, seed: int | None) -> tf.data.Dataset:
+    """Pairs each element with its own stateless seed (int64 [2]).
+
+    With an integer ``seed`` the seed stream, and therefore every augmentation, repeats
+    exactly from run to run; with ``None`` it is drawn fresh.
+    """
+    seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
+    return tf.data.Dataset.zip((dataset, seeds))

@@ -1,0 +1,201 @@
+"""The real-photo domain: where the discriminator's "real" images come from.
+
+Every source gives the same output: an unbounded ``tf.data.Dataset`` of
+``{"image": float32 [S, S, 3] in [0, 1]}``, each a random multi-scale square crop of a
+photo, randomly flipped and colour-jittered. Sources (``source`` argument):
+
+* ``"embedded"`` (default): the photos that ship inside scikit-image (astronaut,
+  chelsea, coffee, rocket, stereo_motorcycle left/right) and scikit-learn (china.jpg,
+  flower.jpg). Eight photos are far too few for real training but need no download,
+  so smoke tests and the laptop demo always have a real domain.
+* a directory with a ``manifest.json`` of kind "real": TFRecord shards written by
+  ``write_real_shards`` / ``scripts/make_tfrecords.py``.
+* any other directory: a folder of JPEG/PNG photos, searched recursively.
+* ``"places365"``: tfds ``places365_small`` (the paper's real domain), once prepared
+  under ``places365_data_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from mtsyn_tf.data import augment, schema, shards
+
+EMBEDDED = "embedded"
+PLACES365 = "places365"
+PLACES365_TFDS_NAME = "places365_small"
+PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png")
+_SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+# Magic numbers of the formats we accept, checked up front so a stray non-image file is
+# reported by name instead of failing later inside a tf.data graph.
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+
+
+# ------------------------------------------------------------------ numpy-side sources
+def embedded_photos() -> list[dict]:
+    """The photos shipped inside scikit-image and scikit-learn, as real samples."""
+    from skimage import data as skdata
+    from sklearn.datasets import load_sample_images
+
+    samples = []
+    for name in _SKIMAGE_PHOTOS:
+        samples.append({"image": getattr(skdata, name)(), "image_id": f"skimage/{name}"})
+    left, right, _ = skdata.stereo_motorcycle()
+    samples.append({"image": left, "image_id": "skimage/stereo_motorcycle_left"})
+    samples.append({"image": right, "image_id": "skimage/stereo_motorcycle_right"})
+    bunch = load_sample_images()
+    for path, image in zip(bunch.filenames, bunch.images):
+        samples.append({"image": image, "image_id": f"sklearn/{os.path.basename(path)}"})
+    for sample in samples:
+        sample["image"] = np.ascontiguousarray(sample["image"][..., :3], dtype=np.uint8)
+        sample["source"] = EMBEDDED
+    return samples
+
+
+def folder_photo_paths(folder: str) -> list[str]:
+    """Sorted paths of every .jpg/.jpeg/.png under ``folder`` (recursive).
+
+    Raises:
+        ValueError: if the folder is missing, holds no photos, or a photo file does not
+            start like a JPEG/PNG (the path is named).
+    """
+    if not os.path.isdir(folder):
+        raise ValueError(f"Photo folder does not exist. Received: folder={folder!r}")
+    paths = []
+    for root, _, files in os.walk(folder):
+        paths += [os.path.join(root, f) for f in files if f.lower().endswith(PHOTO_EXTENSIONS)]
+    if not paths:
+        raise ValueError(
+            f"No photos (*{', *'.join(PHOTO_EXTENSIONS)}) found under {folder!r} (searched "
+            "recursively)."
+        )
+    for path in paths:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if not any(head.startswith(m) for m in _MAGIC):
+            raise ValueError(f"Not a readable JPEG/PNG file: {path}")
+    return sorted(paths)
+
+
+def read_photo(path: str) -> np.ndarray:
+    """Decodes one photo to uint8 RGB [H, W, 3]; ValueError naming the path if unreadable."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise ValueError(f"Could not decode photo: {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _places365_builder(data_dir: str | None):
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(PLACES365_TFDS_NAME, data_dir=data_dir)
+    if not builder.is_prepared():
+        where = data_dir or "~/tensorflow_datasets"
+        raise ValueError(
+            f"tfds dataset {PLACES365_TFDS_NAME!r} is not prepared under {where!r}. Prepare it "
+            f"with: tfds build {PLACES365_TFDS_NAME} --data_dir={where}"
+        )
+    return builder
+
+
+def iter_real_samples(
+    source: str, split: str = "train", places365_data_dir: str | None = None
+) -> Iterator[dict]:
+    """Full-size real samples ``{"image", "image_id", "source"}`` from any source."""
+    if source == EMBEDDED:
+        yield from embedded_photos()
+    elif source == PLACES365:
+        builder = _places365_builder(places365_data_dir)
+        for i, example in enumerate(builder.as_dataset(split=split).as_numpy_iterator()):
+            yield {"image": example["image"], "image_id": f"{split}/{i}", "source": PLACES365}
+    else:
+        for path in folder_photo_paths(source):
+            rel = os.path.relpath(path, source)
+            yield {"image": read_photo(path), "image_id": rel, "source": "real_folder"}
+
+
+def write_real_shards(
+    samples, output_dir: str, split: str, num_shards: int, source: str, **kwargs
+) -> list[str]:
+    """Encodes real samples (``encode_real`` kwargs such as image_format) into shards."""
+    image_format = kwargs.pop("image_format", "png")
+    records = (schema.encode_real(s, image_format=image_format) for s in samples)
+    return shards.write_shards(records, output_dir, split, num_shards, "real", source, **kwargs)
+
+
+# ------------------------------------------------------------------- tf.data streams
+def _is_shard_dir(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, shards.MANIFEST_NAME))
+
+
+def _decoded_images(source, split, places365_data_dir, seed) -> tf.data.Dataset:
+    """Unbounded, shuffled stream of decoded uint8 [H, W, 3] photos."""
+    if source == EMBEDDED:
+        encoded = [
+            cv2.imencode(".png", cv2.cvtColor(s["image"], cv2.COLOR_RGB2BGR))[1].tobytes()
+            for s in embedded_photos()
+        ]
+        ds = tf.data.Dataset.from_tensor_slices(encoded)
+        ds = ds.map(lambda png: tf.io.decode_png(png, channels=3)).cache()
+        return ds.repeat().shuffle(len(encoded), seed=seed)
+    if source == PLACES365:
+        builder = _places365_builder(places365_data_dir)
+        ds = builder.as_dataset(split=split, shuffle_files=seed is None)
+        return ds.repeat().shuffle(1024, seed=seed).map(lambda e: e["image"])
+    if _is_shard_dir(source):
+        manifest = shards.read_manifest(source)
+        if manifest["kind"] != schema.KIND_REAL:
+            raise ValueError(
+                f"{source!r} holds {manifest['kind']!r} shards; a real domain needs kind 'real'."
+            )
+        files = shards.list_shards(source, split)
+        ds = tf.data.Dataset.from_tensor_slices(files).repeat().shuffle(len(files), seed=seed)
+        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)))
+        return ds.shuffle(256, seed=seed).map(lambda r: schema.decode_real(r)["image"])
+    paths = folder_photo_paths(source)
+    ds = tf.data.Dataset.from_tensor_slices(paths).repeat().shuffle(len(paths), seed=seed)
+
+    def decode(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return tf.ensure_shape(image, [None, None, 3])
+
+    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def make_real_dataset(
+    source: str = EMBEDDED,
+    image_size: int = 227,
+    seed: int | None = None,
+    min_scale: float = 0.3,
+    jitter: bool = True,
+    split: str = "train",
+    places365_data_dir: str | None = None,
+) -> tf.data.Dataset:
+    """Unbounded ``{"image": float32 [S, S, 3]}`` stream of augmented real crops.
+
+    Args:
+        source: ``"embedded"``, ``"places365"``, a real-shard directory, or a photo folder.
+        image_size: output side S.
+        seed: integer for a reproducible stream (tests), ``None`` for fresh randomness.
+        min_scale: smallest crop side as a fraction of the photo's shorter side.
+        jitter: apply photometric jitter (brightness/contrast/saturation/hue).
+    """
+    images = _decoded_images(source, split, places365_data_dir, seed)
+
+    def augment_one(image, element_seed):
+        seeds = tf.random.experimental.stateless_split(element_seed, num=3)
+        example = augment.to_float_image({"image": image})
+        example = augment.random_resized_crop(example, image_size, seeds[0], min_scale=min_scale)
+        example = augment.random_flip_left_right(example, seeds[1])
+        if jitter:
+            example["image"] = augment.photometric_jitter(example["image"], seeds[2])
+        return {"image": example["image"]}
+
+    return augment.zip_with_seeds(images, seed).map(
+        augment_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None
+    )
