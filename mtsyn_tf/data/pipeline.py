@@ -1,0 +1,188 @@
+"""tf.data input pipelines: sharded synthetic records + a real-photo stream → batches.
+
+Training batches follow docs/CONTRACTS.md::
+
+    {"synthetic": {"image", "depth", "normals", "contour", "valid"},  # float32 [B,S,S,C]
+     "real": {"image"}}                                                # float32 [B,S,S,3]
+
+Reading is sharded and interleaved, decoding and augmentation run in parallel, and the
+result is prefetched. With ``deterministic=True`` and an integer ``seed`` every shuffle,
+interleave order and augmentation is fixed, so two runs yield identical batches (used
+by tests and for reproducing a run); otherwise tf.data may reorder for throughput.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from mtsyn_tf.data import augment, real_domain, schema, shards
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _synthetic_files(synthetic_dir: str, split: str, verify: bool) -> list[str]:
+    manifest = shards.read_manifest(synthetic_dir)
+    if manifest["kind"] != schema.KIND_SYNTHETIC:
+        raise ValueError(
+            f"{synthetic_dir!r} holds {manifest['kind']!r} shards; expected 'synthetic'."
+        )
+    if verify:
+        shards.verify_shards(synthetic_dir, split)
+    return shards.list_shards(synthetic_dir, split)
+
+
+def to_model_targets(example: dict) -> dict:
+    """Drops provenance and casts labels to the float32 [S, S, C] training layout."""
+    return {
+        "image": example["image"],
+        "depth": example["depth"][..., None],
+        "normals": example["normals"],
+        "contour": tf.cast(example["contour"], tf.float32)[..., None],
+        "valid": tf.cast(example["valid"], tf.float32)[..., None],
+    }
+
+
+def _check_sizes(batch_size: int, image_size: int) -> None:
+    if batch_size < 1 or image_size < 1:
+        raise ValueError(
+            f"batch_size and image_size must be >= 1. Received: batch_size={batch_size}, "
+            f"image_size={image_size}"
+        )
+
+
+def make_synthetic_training_dataset(
+    synthetic_dir: str,
+    image_size: int = 227,
+    split: str = "train",
+    seed: int | None = None,
+    deterministic: bool = False,
+    grayscale: bool = True,
+    min_scale: float = 0.5,
+    shuffle_buffer: int = 256,
+    cycle_length: int = 4,
+    verify: bool = False,
+) -> tf.data.Dataset:
+    """Unbounded, unbatched stream of augmented synthetic examples (model-target layout)."""
+    files = _synthetic_files(synthetic_dir, split, verify)
+    ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed).repeat()
+    ds = ds.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(cycle_length, len(files)),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic,
+    )
+    ds = ds.shuffle(shuffle_buffer, seed=seed)
+
+    def prepare(record, element_seed):
+        seeds = tf.random.experimental.stateless_split(element_seed, num=3)
+        example = augment.to_float_image(schema.decode_synthetic(record))
+        example = augment.random_resized_crop(example, image_size, seeds[0], min_scale=min_scale)
+        example = augment.random_flip_left_right(example, seeds[1])
+        if grayscale:
+            example["image"] = augment.random_grayscale_channel(example["image"], seeds[2])
+        return to_model_targets(example)
+
+    return augment.zip_with_seeds(ds, seed).map(
+        prepare, num_parallel_calls=AUTOTUNE, deterministic=deterministic
+    )
+
+
+def make_training_dataset(
+    synthetic_dir: str,
+    real_source: str = real_domain.EMBEDDED,
+    batch_size: int = 16,
+    image_size: int = 227,
+    *,
+    split: str = "train",
+    real_split: str = "train",
+    grayscale: bool = True,
+    min_scale: float = 0.5,
+    real_min_scale: float = 0.3,
+    seed: int | None = None,
+    deterministic: bool = False,
+    shuffle_buffer: int = 256,
+    cycle_length: int = 4,
+    places365_data_dir: str | None = None,
+    verify: bool = False,
+) -> tf.data.Dataset:
+    """Unbounded stream of ``{"synthetic": {...}, "real": {"image"}}`` training batches.
+
+    Args:
+        synthetic_dir: directory of synthetic shards with a manifest.json.
+        real_source: see ``real_domain.make_real_dataset`` ("embedded", "places365", a
+            real-shard directory or a photo folder).
+        batch_size: B, for both domains (remainders are dropped: static shapes).
+        image_size: S (227 for AlexNet, 224 for VGG16).
+        grayscale: feed one random RGB channel repeated 3x (the paper's input), to both
+            domains so the discriminator cannot separate them by colour.
+        min_scale / real_min_scale: smallest crop side, as a fraction of the short side.
+        seed / deterministic: ``deterministic=True`` needs an integer seed and makes the
+            stream exactly reproducible.
+        verify: check shard checksums and record framing before training starts.
+    """
+    _check_sizes(batch_size, image_size)
+    if deterministic and seed is None:
+        raise ValueError("deterministic=True needs an integer seed. Received: seed=None")
+    synthetic = make_synthetic_training_dataset(
+        synthetic_dir,
+        image_size,
+        split,
+        seed,
+        deterministic,
+        grayscale,
+        min_scale,
+        shuffle_buffer,
+        cycle_length,
+        verify,
+    ).batch(batch_size, drop_remainder=True)
+    real = real_domain.make_real_dataset(
+        real_source,
+        image_size,
+        seed=None if seed is None else seed + 1,
+        min_scale=real_min_scale,
+        split=real_split,
+        places365_data_dir=places365_data_dir,
+    )
+    if grayscale:
+        real = augment.zip_with_seeds(real, None if seed is None else seed + 2).map(
+            lambda e, s: {"image": augment.random_grayscale_channel(e["image"], s)},
+            num_parallel_calls=AUTOTUNE,
+            deterministic=deterministic,
+        )
+    real = real.batch(batch_size, drop_remainder=True)
+    ds = tf.data.Dataset.zip({"synthetic": synthetic, "real": real})
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def make_eval_dataset(
+    synthetic_dir: str,
+    split: str = "val",
+    batch_size: int = 16,
+    image_size: int = 227,
+    grayscale_channel: int | None = None,
+) -> tf.data.Dataset:
+    """One deterministic pass over ``split``: centre square crop resized to S, no augmentation.
+
+    Args:
+        grayscale_channel: if set (0, 1 or 2), feed that RGB channel repeated 3x, matching
+            a model trained with ``grayscale=True`` without randomness.
+    """
+    _check_sizes(batch_size, image_size)
+    if grayscale_channel not in (None, 0, 1, 2):
+        raise ValueError(
+            f"grayscale_channel must be None, 0, 1 or 2. Received: grayscale_channel={grayscale_channel}"
+        )
+    files = _synthetic_files(synthetic_dir, split, verify=False)
+
+    def prepare(record):
+        example = augment.to_float_image(schema.decode_synthetic(record))
+        example = augment.center_crop_and_resize(example, image_size)
+        if grayscale_channel is not None:
+            channel = example["image"][..., grayscale_channel : grayscale_channel + 1]
+            example["image"] = tf.repeat(channel, 3, axis=-1)
+        return to_model_targets(example)
+
+    ds = tf.data.TFRecordDataset(files).map(prepare, num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
