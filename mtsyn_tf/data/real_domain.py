@@ -17,6 +17,7 @@ photo, randomly flipped and colour-jittered. Sources (``source`` argument):
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 
@@ -24,7 +25,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from mtsyn_tf.data import augment, schema, shards
+from mtsyn_tf.data import augment, schema, shards, writer
 
 EMBEDDED = "embedded"
 PLACES365 = "places365"
@@ -120,12 +121,34 @@ def iter_real_samples(
 
 
 def write_real_shards(
-    samples, output_dir: str, split: str, num_shards: int, source: str, **kwargs
-) -> list[str]:
-    """Encodes real samples (``encode_real`` kwargs such as image_format) into shards."""
-    image_format = kwargs.pop("image_format", "png")
-    records = (schema.encode_real(s, image_format=image_format) for s in samples)
-    return shards.write_shards(records, output_dir, split, num_shards, "real", source, **kwargs)
+    source: str,
+    output_dir: str,
+    split: str = "train",
+    num_shards: int = 1,
+    image_format: str = "png",
+    overwrite: bool = False,
+    max_examples: int | None = None,
+    places365_data_dir: str | None = None,
+) -> dict:
+    """Writes a real domain's full-size photos as real shards + manifest + sample grid.
+
+    ``source`` is "embedded", "places365" or a photo folder; the shard directory can
+    then be used as ``source`` of ``make_real_dataset``.
+    """
+    samples = iter_real_samples(source, split, places365_data_dir)
+    if max_examples is not None:
+        samples = itertools.islice(samples, max_examples)
+    name = source if source in (EMBEDDED, PLACES365) else "real_folder"
+    return writer.write_dataset(
+        samples,
+        output_dir,
+        split,
+        num_shards,
+        schema.KIND_REAL,
+        name,
+        overwrite,
+        image_format=image_format,
+    )
 
 
 # ------------------------------------------------------------------- tf.data streams

@@ -52,10 +52,10 @@ def test_folder_source_and_shards(tmp_path):
     images = _take(real_domain.make_real_dataset(folder, image_size=8, seed=1), 4)
     assert all(i.shape == (8, 8, 3) for i in images)
     out = str(tmp_path / "shards")
-    written = real_domain.write_real_shards(
-        real_domain.iter_real_samples(folder), out, "train", 2, "real_folder"
-    )
-    assert len(written) == 2 and shards.verify_shards(out, "train") == 3
+    written = real_domain.write_real_shards(folder, out, "train", 2, image_format="jpeg")
+    assert len(written["shards"]) == 2 and shards.verify_shards(out, "train") == 3
+    assert os.path.isfile(written["sample_grid"])
+    assert shards.read_manifest(out)["source"] == "real_folder"
     images = _take(real_domain.make_real_dataset(out, image_size=8, seed=1, jitter=False), 4)
     assert all(i.shape == (8, 8, 3) for i in images)
 
