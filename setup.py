@@ -25,6 +25,8 @@ setup(
         "scikit-image>=0.22",
         "scikit-learn>=1.4",
         "h5py>=3.10",
+        # TF 2.21 no longer pulls TensorBoard in; tf.summary needs it for scalars/images.
+        "tensorboard>=2.18",
     ],
     extras_require={
         "render": ["mitsuba>=3.5,<4", "trimesh>=4"],

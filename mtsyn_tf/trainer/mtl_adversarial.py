@@ -95,6 +95,7 @@ class MultiTaskAdversarialTrainer(keras.Model):
             self.discriminator(taps[self.tap], training=False)
             self.pool.build(taps[self.tap].shape)
         self.model(zeros, training=False)
+        self.built = True
         return self
 
     @property

@@ -1,0 +1,72 @@
+"""Checkpoints that resume a run exactly: weights, both optimizers, D's pool, the epoch.
+
+All in-step randomness is a stateless function of (seed, optimizer step), and the data
+pipeline is deterministic given its seed, so restoring these variables and skipping the
+consumed batches replays the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+from absl import logging
+
+
+class RunCheckpointer:
+    """Wraps ``tf.train.CheckpointManager`` over everything a run's future depends on."""
+
+    def __init__(self, trainer, directory: str, max_to_keep: int = 3):
+        self.trainer = trainer
+        self.directory = directory
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        objects = {
+            "model": trainer.model,
+            "discriminator": trainer.discriminator,
+            "task_optimizer": trainer.task_optimizer,
+            "epoch": self.epoch,
+        }
+        if trainer.config.adapt:
+            objects["disc_optimizer"] = trainer.disc_optimizer
+            if trainer.config.pool_size:
+                objects["pool"] = trainer.pool
+        self.checkpoint = tf.train.Checkpoint(**objects)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, directory, max_to_keep=max_to_keep
+        )
+
+    def save(self, epoch: int) -> str:
+        """Writes a checkpoint; TF writes the data files before the state file, so a crash
+        mid-save leaves the previous checkpoint as the latest one."""
+        self.epoch.assign(epoch)
+        path = self.manager.save(checkpoint_number=epoch)
+        logging.info("Saved checkpoint %s", path)
+        return path
+
+    def restore_latest(self) -> int:
+        """Restores the newest readable checkpoint; returns its epoch (0 if none).
+
+        A corrupt newest checkpoint is reported and the previous one is tried.
+        """
+        candidates = list(reversed(self.manager.checkpoints))
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (tf.errors.OpError, ValueError, AssertionError) as err:
+                logging.warning(
+                    "Checkpoint %s is unreadable (%s); trying the previous one.", path, err
+                )
+                continue
+            epoch = int(self.epoch.numpy())
+            logging.info("Resumed from %s (epoch %d).", path, epoch)
+            return epoch
+        if candidates:
+            raise ValueError(
+                f"No readable checkpoint in {self.directory}: tried {candidates}. Delete the run "
+                "directory or point --workdir elsewhere to start afresh."
+            )
+        return 0
+
+    @staticmethod
+    def has_checkpoint(directory: str) -> bool:
+        return os.path.isdir(directory) and tf.train.latest_checkpoint(directory) is not None

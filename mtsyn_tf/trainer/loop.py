@@ -1,0 +1,257 @@
+"""A whole training run: data, strategy, trainer, checkpoints, summaries, final export.
+
+``train(RunConfig(...))`` is what ``scripts/train.py`` and the demo call. It checks every
+input before the first step (preset, tap, loss weights, data paths, image sizes, an
+existing run's preset) and resumes from ``<workdir>/checkpoints`` when present.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from mtsyn_tf.data import pipeline, shards
+from mtsyn_tf.models import build_discriminator, build_multitask_model, get_preset
+from mtsyn_tf.trainer import callbacks as cbs
+from mtsyn_tf.trainer.checkpointing import RunCheckpointer
+from mtsyn_tf.trainer.config import TrainerConfig
+from mtsyn_tf.trainer.mtl_adversarial import MultiTaskAdversarialTrainer
+from mtsyn_tf.trainer.run_record import (
+    data_manifest,
+    git_commit,
+    package_versions,
+    write_json_atomic,
+)
+from mtsyn_tf.trainer.schedule import make_adam
+
+STRATEGIES = ("auto", "one_device", "mirrored")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything a run needs; the resolved copy is written to ``<workdir>/config.json``."""
+
+    workdir: str
+    synthetic_dir: str
+    real_source: str = "embedded"
+    places365_data_dir: str | None = None
+    preset: str = "paper_alexnet"
+    preset_overrides: dict = dataclasses.field(default_factory=dict)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    batch_size: int = 28
+    epochs: int = 30
+    steps_per_epoch: int = 1000
+    learning_rate: float = 1e-3
+    beta_1: float = 0.5
+    lr_drops: tuple = (0.6, 0.9)
+    seed: int = 0
+    deterministic: bool = True
+    strategy: str = "auto"
+    eval_split: str = "test"
+    eval_batches: int | None = None
+    image_summaries: bool = True
+    verbose: int = 1
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["trainer"] = self.trainer.to_dict()
+        d["lr_drops"] = list(self.lr_drops)
+        return d
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}")
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    device = gpus[0].name if gpus else "/cpu:0"
+    return tf.distribute.OneDeviceStrategy(device)
+
+
+def _check_run_inputs(cfg: RunConfig) -> dict:
+    """Fails fast, before any model is built, on anything that would fail later."""
+    preset = get_preset(cfg.preset, **cfg.preset_overrides)
+    cfg.trainer.validate(preset["arch"], preset["tasks"])
+    for name in ("batch_size", "epochs", "steps_per_epoch"):
+        if getattr(cfg, name) <= 0:
+            raise ValueError(f"{name} must be > 0. Received: {name}={getattr(cfg, name)}")
+    shards.list_shards(cfg.synthetic_dir, "train")  # clear error if there are no shards
+    existing = os.path.join(cfg.workdir, "config.json")
+    if os.path.exists(existing):
+        with open(existing) as f:
+            previous = json.load(f)
+        prev_preset = previous.get("resolved_preset")
+        if prev_preset is not None and prev_preset != json.loads(json.dumps(preset)):
+            raise ValueError(
+                f"{cfg.workdir} holds a run of a different model (preset "
+                f"{previous.get('preset')!r} with different settings) than requested "
+                f"({cfg.preset!r}). Use another --workdir or the same preset to resume."
+            )
+    return preset
+
+
+def _record_run(cfg: RunConfig, preset: dict, strategy) -> None:
+    write_json_atomic(
+        os.path.join(cfg.workdir, "config.json"),
+        {
+            **cfg.to_dict(),
+            "resolved_preset": preset,
+            "num_replicas": strategy.num_replicas_in_sync,
+            "versions": package_versions(),
+            "git_commit": git_commit(),
+            "data_manifests": {
+                "synthetic": data_manifest(cfg.synthetic_dir),
+                "real": data_manifest(cfg.real_source)
+                if os.path.isdir(cfg.real_source)
+                else cfg.real_source,
+            },
+        },
+    )
+
+
+def build_trainer(
+    cfg: RunConfig, preset: dict, strategy, total_steps: int
+) -> MultiTaskAdversarialTrainer:
+    """Model, D, both optimizers and their slots, all created in the strategy's scope."""
+    sync_bn = strategy.num_replicas_in_sync > 1
+    with strategy.scope():
+        model = build_multitask_model(preset, sync_batchnorm=sync_bn)
+        disc = build_discriminator(preset, sync_batchnorm=sync_bn)
+        trainer = MultiTaskAdversarialTrainer(model, disc, cfg.trainer)
+        trainer.compile(
+            task_optimizer=make_adam(cfg.learning_rate, total_steps, cfg.beta_1, cfg.lr_drops),
+            disc_optimizer=make_adam(cfg.learning_rate, total_steps, cfg.beta_1, cfg.lr_drops),
+        )
+        trainer.build_all()
+        trainer.build_optimizers()
+    return trainer
+
+
+def train(cfg: RunConfig) -> dict:
+    """Runs (or resumes) training; returns final held-out metrics and artifact paths."""
+    preset = _check_run_inputs(cfg)
+    if cfg.deterministic:
+        keras.utils.set_random_seed(cfg.seed)
+        tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(cfg.strategy)
+    os.makedirs(cfg.workdir, exist_ok=True)
+    total_steps = cfg.epochs * cfg.steps_per_epoch
+    trainer = build_trainer(cfg, preset, strategy, total_steps)
+    checkpointer = RunCheckpointer(trainer, os.path.join(cfg.workdir, "checkpoints"))
+    initial_epoch = checkpointer.restore_latest()
+    _record_run(cfg, preset, strategy)
+
+    image_size = preset["image_size"]
+    replicas = strategy.num_replicas_in_sync
+    dataset = pipeline.make_training_dataset(
+        cfg.synthetic_dir,
+        cfg.real_source,
+        batch_size=cfg.batch_size * replicas,
+        image_size=image_size,
+        grayscale=False,  # the trainer converts in-step (config.trainer.grayscale)
+        seed=cfg.seed,
+        deterministic=cfg.deterministic,
+        places365_data_dir=cfg.places365_data_dir,
+    )
+    # Resume: the stream is a pure function of the seed, so skipping replays it exactly.
+    dataset = dataset.skip(initial_epoch * cfg.steps_per_epoch)
+
+    callbacks = [
+        cbs.NonFiniteLossGuard(cfg.steps_per_epoch),
+        cbs.EpochCheckpoint(checkpointer),
+        keras.callbacks.TensorBoard(os.path.join(cfg.workdir, "tensorboard"), update_freq="epoch"),
+        keras.callbacks.CSVLogger(os.path.join(cfg.workdir, "history.csv"), append=True),
+    ]
+    eval_ds = _eval_dataset(cfg, image_size)
+    if cfg.image_summaries and eval_ds is not None:
+        first = next(iter(eval_ds))
+        callbacks.append(
+            cbs.ImageSummaries(os.path.join(cfg.workdir, "tensorboard", "images"), first)
+        )
+
+    start = time.time()
+    if initial_epoch < cfg.epochs:
+        trainer.fit(
+            dataset,
+            epochs=cfg.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=cfg.steps_per_epoch,
+            callbacks=callbacks,
+            verbose=cfg.verbose,
+        )
+    else:
+        logging.info(
+            "Run in %s already finished (%d epochs); evaluating only.", cfg.workdir, cfg.epochs
+        )
+    train_seconds = time.time() - start
+
+    results = {"train_seconds": train_seconds, "epochs": cfg.epochs, "steps": total_steps}
+    if eval_ds is not None:
+        results["eval"] = {
+            k: float(v) for k, v in trainer.evaluate(eval_ds, verbose=0, return_dict=True).items()
+        }
+        write_json_atomic(os.path.join(cfg.workdir, "eval.json"), results["eval"])
+    results["base_saved_model"] = export_base(
+        trainer.model, os.path.join(cfg.workdir, "saved_model_base")
+    )
+    return results
+
+
+def _eval_dataset(cfg: RunConfig, image_size: int):
+    try:
+        shards.list_shards(cfg.synthetic_dir, cfg.eval_split)
+    except ValueError:
+        logging.warning(
+            "No %r split in %s: skipping held-out evaluation.", cfg.eval_split, cfg.synthetic_dir
+        )
+        return None
+    ds = pipeline.make_eval_dataset(
+        cfg.synthetic_dir, cfg.eval_split, batch_size=cfg.batch_size, image_size=image_size
+    )
+    ds = ds.map(lambda b: {k: b[k] for k in ("image", "depth", "normals", "contour", "valid")})
+    return ds.take(cfg.eval_batches) if cfg.eval_batches else ds
+
+
+def export_base(model, path: str) -> str:
+    """SavedModel of the learned base + bottleneck: ``features(image) -> {conv1..fc7}``.
+
+    Written to a temp directory and renamed, so ``path`` is either complete or absent.
+    """
+    size = model.image_size
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def features(image):
+        return model.backbone(image, training=False)
+
+    archive.add_endpoint(
+        "serving_default",
+        features,
+        input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="image")],
+    )
+    tmp = path + ".tmp"
+    if tf.io.gfile.exists(tmp):
+        tf.io.gfile.rmtree(tmp)
+    archive.write_out(tmp, verbose=False)
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.rmtree(path)
+    tf.io.gfile.rename(tmp, path)
+    return path
+
+
+def untrained_metrics(cfg: RunConfig) -> dict:
+    """Held-out metrics of a freshly initialised model (the baseline a run must beat)."""
+    preset = get_preset(cfg.preset, **cfg.preset_overrides)
+    keras.utils.set_random_seed(cfg.seed)
+    trainer = build_trainer(cfg, preset, tf.distribute.get_strategy(), total_steps=1)
+    eval_ds = _eval_dataset(cfg, preset["image_size"])
+    if eval_ds is None:
+        return {}
+    return {k: float(v) for k, v in trainer.evaluate(eval_ds, verbose=0, return_dict=True).items()}
