@@ -6,9 +6,11 @@ probability ``swap_prob``, exchanged for a random stored map (the stored one is 
 and the query takes its place), otherwise returned as is. This slows D's oscillation
 against a moving B.
 
-The batch is processed at once: if two queries of one batch pick the same slot, both
-get the slot's value from before the batch and the later query is stored (CycleGAN
-processes queries one by one; the difference only matters for duplicate picks).
+The batch is processed at once: the queries that fill the last free slots are stored
+first (so a later query of the same batch may swap with them, never with an empty
+slot); if two swapping queries pick the same slot, both get that slot's value from
+before the swaps and one of them is stored (CycleGAN processes queries one by one; the
+difference only matters for duplicate picks).
 Randomness comes from a stateless seed (step, replica), so resuming a run replays it.
 Storage is per replica (``ON_READ`` variables); checkpoints hold the first replica's.
 """
@@ -78,13 +80,22 @@ class FeatureHistoryPool(keras.layers.Layer):
         )
         swapping = tf.logical_and(tf.logical_not(filling), u < self.swap_prob)
 
-        old = tf.gather(self.storage.value, tf.where(swapping, pick, 0))
+        # Store the filling queries first: a later query of the same batch that swaps may
+        # draw one of them (as in CycleGAN's one-by-one order), never a still-empty slot.
+        filled = tf.tensor_scatter_nd_update(
+            self.storage.value,
+            tf.boolean_mask(fill_slot, filling)[:, None],
+            tf.boolean_mask(features, filling),
+        )
+        old = tf.gather(filled, tf.where(swapping, pick, 0))
         out = tf.where(swapping[:, None, None, None], old, features)
-
-        writes = tf.logical_or(filling, swapping)
-        slots = tf.boolean_mask(tf.where(filling, fill_slot, pick), writes)
-        values = tf.boolean_mask(features, writes)
-        self.storage.assign(tf.tensor_scatter_nd_update(self.storage.value, slots[:, None], values))
+        self.storage.assign(
+            tf.tensor_scatter_nd_update(
+                filled,
+                tf.boolean_mask(pick, swapping)[:, None],
+                tf.boolean_mask(features, swapping),
+            )
+        )
         self.count.assign(tf.minimum(count + batch, self.pool_size))
         return out
 
