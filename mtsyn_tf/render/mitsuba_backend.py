@@ -14,7 +14,10 @@ reproducible bit for bit.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import multiprocessing
+import sys
 
 import numpy as np
 
@@ -172,6 +175,28 @@ def render_seed(desc: scene_lib.SceneDescription, view: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
+_ISOLATED_POOL = None
+
+
+def tensorflow_conflict() -> bool:
+    """True when importing DrJit here would crash: TensorFlow is loaded and DrJit is not.
+
+    Importing ``drjit`` *after* ``tensorflow`` in one process segfaults (TF 2.21 with
+    DrJit 1.5); the other order works. Callers that already loaded TF therefore render in
+    a separate process.
+    """
+    return "tensorflow" in sys.modules and "drjit" not in sys.modules
+
+
+def _isolated_pool():
+    """A lazily started single ``spawn`` process that renders without TensorFlow loaded."""
+    global _ISOLATED_POOL
+    if _ISOLATED_POOL is None:
+        _ISOLATED_POOL = multiprocessing.get_context("spawn").Pool(1)
+        atexit.register(_ISOLATED_POOL.terminate)
+    return _ISOLATED_POOL
+
+
 def render_scene(
     desc: scene_lib.SceneDescription,
     resolution=227,
@@ -183,11 +208,29 @@ def render_scene(
     """Renders every view of ``desc``; returns one CONTRACTS.md sample dict per view.
 
     ``with_rgb=False`` skips path tracing (image is all zeros), for label-only tests.
+    If TensorFlow is already loaded in this process (see :func:`tensorflow_conflict`) the
+    render runs in a helper process; results are identical either way.
     """
     if int(spp) < 1:
         raise ValueError(f"spp must be >= 1. Received: spp={spp}")
     if int(max_depth) < 1:
         raise ValueError(f"max_depth must be >= 1. Received: max_depth={max_depth}")
+    _size(resolution)
+    args = (
+        desc,
+        resolution,
+        int(spp),
+        int(max_depth),
+        variant_lib.resolve_variant(variant),
+        with_rgb,
+    )
+    if tensorflow_conflict():
+        return _isolated_pool().apply(render_scene_in_process, args)
+    return render_scene_in_process(*args)
+
+
+def render_scene_in_process(desc, resolution, spp, max_depth, variant, with_rgb) -> list[dict]:
+    """:func:`render_scene` in this process (only safe without TensorFlow loaded first)."""
     variant_lib.set_variant(variant)
     import mitsuba as mi
 

@@ -1,0 +1,223 @@
+"""Renders procedural scenes in parallel processes and streams them into TFRecord shards.
+
+Each worker process (``spawn`` context: Mitsuba/DrJit state must not be forked) renders
+whole scenes; the parent encodes samples with :func:`mtsyn_tf.data.schema.encode_synthetic`
+and streams them into :func:`mtsyn_tf.data.shards.write_shards`, so memory stays flat
+however many images are rendered. Results arrive in scene-id order, so a dataset is a
+pure function of its arguments (same seed → same shards, byte for byte).
+
+Held-out split: ``train`` uses scene ids ``[0, num_scenes)`` and ``test`` uses ids
+``[TEST_SCENE_ID_OFFSET, TEST_SCENE_ID_OFFSET + num_test_scenes)``, so test scenes never
+overlap training scenes and stay the same when the training set grows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from absl import logging
+
+from mtsyn_tf.render import labels as labels_lib
+
+TEST_SCENE_ID_OFFSET = 1_000_000
+DEFAULT_IMAGES_PER_SHARD = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderConfig:
+    """Everything that determines the rendered pixels (besides the scene id)."""
+
+    resolution: int = 227
+    spp: int = 16
+    max_depth: int = 4
+    seed: int = 0
+    views_per_scene: int = 1
+    variant: str = "auto"
+
+    def __post_init__(self):
+        for name in ("resolution", "spp", "max_depth", "views_per_scene"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(
+                    f"RenderConfig.{name} must be >= 1. Received: {name}={getattr(self, name)}"
+                )
+        if self.seed < 0:
+            raise ValueError(f"RenderConfig.seed must be >= 0. Received: seed={self.seed}")
+
+
+def split_scene_ids(num_scenes: int, num_test_scenes: int = 0) -> dict[str, range]:
+    """Disjoint scene-id ranges per split (empty splits are left out)."""
+    if num_scenes < 0 or num_test_scenes < 0:
+        raise ValueError(
+            f"Scene counts must be >= 0. Received: num_scenes={num_scenes}, num_test_scenes={num_test_scenes}"
+        )
+    if num_scenes > TEST_SCENE_ID_OFFSET:
+        raise ValueError(
+            f"num_scenes must be <= {TEST_SCENE_ID_OFFSET}. Received: num_scenes={num_scenes}"
+        )
+    splits = {
+        "train": range(0, num_scenes),
+        "test": range(TEST_SCENE_ID_OFFSET, TEST_SCENE_ID_OFFSET + num_test_scenes),
+    }
+    return {name: ids for name, ids in splits.items() if len(ids)}
+
+
+def render_one(scene_id: int, config: RenderConfig) -> list[dict]:
+    """Renders all views of one scene (runs inside a worker)."""
+    from mtsyn_tf.render import mitsuba_backend
+    from mtsyn_tf.render import scene as scene_lib
+
+    desc = scene_lib.make_scene(int(scene_id), seed=config.seed, num_views=config.views_per_scene)
+    return mitsuba_backend.render_scene(
+        desc, config.resolution, spp=config.spp, max_depth=config.max_depth, variant=config.variant
+    )
+
+
+def _init_worker(variant: str, threads: int) -> None:
+    import drjit as dr
+
+    from mtsyn_tf.render import variant as variant_lib
+
+    variant_lib.set_variant(variant)
+    dr.set_thread_count(threads)
+
+
+def iter_rendered(
+    scene_ids: Iterable[int], config: RenderConfig, workers: int = 1
+) -> Iterator[dict]:
+    """Yields samples of ``scene_ids`` in order, rendered by ``workers`` processes.
+
+    ``config.variant`` must already be concrete (not ``auto``) so workers skip probing.
+    """
+    if config.variant == "auto":
+        raise ValueError(
+            "iter_rendered needs a concrete variant; call variant.resolve_variant first."
+        )
+    # Always render in spawned workers, even for workers=1: the parent encodes with
+    # TensorFlow, and DrJit must never be imported after TensorFlow in one process.
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(config.variant, threads)) as pool:
+        for samples in pool.imap(_RenderTask(config), scene_ids, chunksize=1):
+            yield from samples
+
+
+class _RenderTask:
+    """Picklable ``scene_id -> samples`` callable for ``Pool.imap``."""
+
+    def __init__(self, config: RenderConfig):
+        self.config = config
+
+    def __call__(self, scene_id: int) -> list[dict]:
+        return render_one(scene_id, self.config)
+
+
+class Progress:
+    """Logs ``done/total images, elapsed, images/s, ETA`` at most every ``interval_s``."""
+
+    def __init__(
+        self, label: str, total: int, interval_s: float = 5.0, log: Callable = logging.info
+    ):
+        self.label, self.total, self.interval_s, self.log = label, total, interval_s, log
+        self.done, self.start, self._last = 0, time.perf_counter(), -math.inf
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if now - self._last >= self.interval_s or self.done >= self.total:
+            self._last = now
+            elapsed = now - self.start
+            rate = self.done / elapsed if elapsed > 0 else float("nan")
+            eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+            bar = "#" * int(20 * self.done / max(self.total, 1))
+            self.log(
+                "%s [%-20s] %d/%d images, %.1f s, %.2f images/s, ETA %.0f s",
+                self.label,
+                bar,
+                self.done,
+                self.total,
+                elapsed,
+                rate,
+                eta,
+            )
+
+
+def generate_dataset(
+    output_dir: str,
+    num_scenes: int,
+    num_test_scenes: int = 0,
+    config: RenderConfig | None = None,
+    workers: int = 1,
+    images_per_shard: int = DEFAULT_IMAGES_PER_SHARD,
+    overwrite: bool = False,
+    keep_samples: int = 0,
+) -> dict:
+    """Renders the train/test splits into ``output_dir`` (TFRecord shards + manifest.json).
+
+    Returns a summary: images per split, seconds, images/s, the variant used, and (for a
+    preview grid) the first ``keep_samples`` training samples under ``"samples"``.
+    """
+    from mtsyn_tf.data import schema, shards
+    from mtsyn_tf.render import variant as variant_lib
+
+    config = config or RenderConfig()
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1. Received: workers={workers}")
+    if images_per_shard < 1:
+        raise ValueError(
+            f"images_per_shard must be >= 1. Received: images_per_shard={images_per_shard}"
+        )
+    splits = split_scene_ids(num_scenes, num_test_scenes)
+    if not splits:
+        raise ValueError("Nothing to render: num_scenes and num_test_scenes are both 0.")
+    config = dataclasses.replace(config, variant=variant_lib.resolve_variant(config.variant))
+    logging.info("Rendering %s with %s, %d worker(s) into %s", splits, config, workers, output_dir)
+
+    summary = {"variant": config.variant, "splits": {}, "samples": []}
+    start = time.perf_counter()
+    for split, ids in splits.items():
+        total = len(ids) * config.views_per_scene
+        progress = Progress(f"render {split}", total)
+
+        def records(ids=ids, progress=progress, split=split):
+            for sample in iter_rendered(ids, config, workers):
+                if split == "train" and len(summary["samples"]) < keep_samples:
+                    summary["samples"].append(sample)
+                record = schema.encode_synthetic(sample)
+                progress.update()
+                yield record
+
+        num_shards = max(1, math.ceil(total / images_per_shard))
+        paths = shards.write_shards(
+            records(),
+            output_dir,
+            split,
+            num_shards,
+            kind="synthetic",
+            source=labels_lib.SOURCE,
+            overwrite=overwrite,
+        )
+        summary["splits"][split] = {
+            "images": progress.done,
+            "shards": [os.path.basename(p) for p in paths],
+        }
+    seconds = time.perf_counter() - start
+    images = sum(s["images"] for s in summary["splits"].values())
+    summary.update(
+        images=images,
+        seconds=seconds,
+        images_per_s=images / seconds if seconds > 0 else float("nan"),
+    )
+    logging.info(
+        "Rendered %d images in %.1f s (%.2f images/s, %.2f s/image per worker) with %s.",
+        images,
+        seconds,
+        summary["images_per_s"],
+        seconds * workers / max(images, 1),
+        config.variant,
+    )
+    return summary
