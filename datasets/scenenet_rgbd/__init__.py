@@ -1,0 +1,1 @@
+"""SceneNet RGB-D → mtsyn_tf samples (convert.py) and a tfds builder."""
