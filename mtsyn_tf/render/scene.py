@@ -328,8 +328,8 @@ def _ceiling_lights(rng, width, height, depth, count, first_instance):
     lights = []
     for k in range(count):
         x, z = rng.uniform(0.25, 0.75) * width, rng.uniform(0.25, 0.75) * depth
-        hx, hz = rng.uniform(0.15, 0.4), rng.uniform(0.15, 0.4)
-        power = rng.uniform(8.0, 20.0) * np.array(
+        hx, hz = rng.uniform(0.3, 0.6), rng.uniform(0.3, 0.6)
+        power = rng.uniform(3.0, 8.0) * np.array(
             [1.0, rng.uniform(0.85, 1.0), rng.uniform(0.7, 1.0)]
         )
         m = chain(translate((x, height - 0.01, z)), rotate("x", 90.0), scale((hx, hz, 1.0)))
