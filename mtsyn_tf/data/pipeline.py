@@ -18,6 +18,9 @@ import tensorflow as tf
 from mtsyn_tf.data import augment, real_domain, schema, shards
 
 AUTOTUNE = tf.data.AUTOTUNE
+# Keys the augmentations need; instance ids and provenance strings are dropped before
+# augmenting so no time is spent resampling maps the model never sees.
+_TRAINING_KEYS = ("image", "depth", "normals", "contour", "valid", "intrinsics")
 
 
 def _synthetic_files(synthetic_dir: str, split: str, verify: bool) -> list[str]:
@@ -75,7 +78,8 @@ def make_synthetic_training_dataset(
 
     def prepare(record, element_seed):
         seeds = tf.random.experimental.stateless_split(element_seed, num=3)
-        example = augment.to_float_image(schema.decode_synthetic(record))
+        decoded = schema.decode_synthetic(record)
+        example = augment.to_float_image({k: decoded[k] for k in _TRAINING_KEYS})
         example = augment.random_resized_crop(example, image_size, seeds[0], min_scale=min_scale)
         example = augment.random_flip_left_right(example, seeds[1])
         if grayscale:
@@ -177,7 +181,8 @@ def make_eval_dataset(
     files = _synthetic_files(synthetic_dir, split, verify=False)
 
     def prepare(record):
-        example = augment.to_float_image(schema.decode_synthetic(record))
+        decoded = schema.decode_synthetic(record)
+        example = augment.to_float_image({k: decoded[k] for k in _TRAINING_KEYS})
         example = augment.center_crop_and_resize(example, image_size)
         if grayscale_channel is not None:
             channel = example["image"][..., grayscale_channel : grayscale_channel + 1]
