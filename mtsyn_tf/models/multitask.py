@@ -79,7 +79,12 @@ class MultiTaskNet(keras.Model):
         return self
 
     def get_config(self):
-        return {"preset": self.preset, "sync_batchnorm": self.sync_batchnorm, "name": self.name}
+        # A plain copy: ``self.preset`` is tracked by Keras (a TrackedDict tied to this model).
+        return {
+            "preset": get_preset(self.preset),
+            "sync_batchnorm": self.sync_batchnorm,
+            "name": self.name,
+        }
 
 
 def to_physical(raw: dict) -> dict:

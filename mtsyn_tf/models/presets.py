@@ -83,7 +83,7 @@ def preset_names() -> tuple[str, ...]:
 def get_preset(name: str | dict = DEFAULT_PRESET, **overrides) -> dict:
     """Returns a validated copy of a preset (or of a preset-like dict) with overrides."""
     if isinstance(name, dict):
-        config = copy.deepcopy(name)
+        config = _plain_copy(name)
     else:
         if name not in PRESETS:
             raise ValueError(
@@ -99,6 +99,21 @@ def get_preset(name: str | dict = DEFAULT_PRESET, **overrides) -> dict:
         config[key] = value
     validate_preset(config)
     return config
+
+
+def _plain_copy(value):
+    """Deep copy into builtin dicts/lists/tuples.
+
+    A preset stored on a Keras model comes back as Keras' ``TrackedDict``/``TrackedList``,
+    whose tracker references the model: ``copy.deepcopy`` would copy the whole model.
+    """
+    if isinstance(value, dict):
+        return {key: _plain_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_copy(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_plain_copy(item) for item in value)
+    return copy.deepcopy(value)
 
 
 def validate_preset(config: dict) -> None:

@@ -73,4 +73,8 @@ class AlexNetBackbone(keras.Model):
         return taps
 
     def get_config(self):
-        return {"widths": self.widths, "sync_batchnorm": self.sync_batchnorm, "name": self.name}
+        return {
+            "widths": dict(self.widths),
+            "sync_batchnorm": self.sync_batchnorm,
+            "name": self.name,
+        }
