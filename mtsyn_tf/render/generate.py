@@ -86,24 +86,27 @@ def _init_worker(variant: str, threads: int) -> None:
     dr.set_thread_count(threads)
 
 
-def iter_rendered(
-    scene_ids: Iterable[int], config: RenderConfig, workers: int = 1
-) -> Iterator[dict]:
-    """Yields samples of ``scene_ids`` in order, rendered by ``workers`` processes.
+def worker_pool(config: RenderConfig, workers: int):
+    """A ``spawn`` pool whose processes have the variant set and share the cores evenly.
 
-    ``config.variant`` must already be concrete (not ``auto``) so workers skip probing.
+    Always separate processes, even for ``workers=1``: the parent encodes with
+    TensorFlow, and DrJit must never be imported after TensorFlow in one process.
     """
     if config.variant == "auto":
         raise ValueError(
-            "iter_rendered needs a concrete variant; call variant.resolve_variant first."
+            "worker_pool needs a concrete variant; call variant.resolve_variant first."
         )
-    # Always render in spawned workers, even for workers=1: the parent encodes with
-    # TensorFlow, and DrJit must never be imported after TensorFlow in one process.
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1. Received: workers={workers}")
+    threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(config.variant, threads)) as pool:
-        for samples in pool.imap(_RenderTask(config), scene_ids, chunksize=1):
-            yield from samples
+    return ctx.Pool(workers, initializer=_init_worker, initargs=(config.variant, threads))
+
+
+def iter_rendered(scene_ids: Iterable[int], config: RenderConfig, pool) -> Iterator[dict]:
+    """Yields the samples of ``scene_ids`` in scene order, rendered by ``pool``'s workers."""
+    for samples in pool.imap(_RenderTask(config), scene_ids, chunksize=1):
+        yield from samples
 
 
 class _RenderTask:
@@ -179,32 +182,33 @@ def generate_dataset(
 
     summary = {"variant": config.variant, "splits": {}, "samples": []}
     start = time.perf_counter()
-    for split, ids in splits.items():
-        total = len(ids) * config.views_per_scene
-        progress = Progress(f"render {split}", total)
+    with worker_pool(config, workers) as pool:
+        for split, ids in splits.items():
+            total = len(ids) * config.views_per_scene
+            progress = Progress(f"render {split}", total)
 
-        def records(ids=ids, progress=progress, split=split):
-            for sample in iter_rendered(ids, config, workers):
-                if split == "train" and len(summary["samples"]) < keep_samples:
-                    summary["samples"].append(sample)
-                record = schema.encode_synthetic(sample)
-                progress.update()
-                yield record
+            def records(ids=ids, progress=progress, split=split):
+                for sample in iter_rendered(ids, config, pool):
+                    if split == "train" and len(summary["samples"]) < keep_samples:
+                        summary["samples"].append(sample)
+                    record = schema.encode_synthetic(sample)
+                    progress.update()
+                    yield record
 
-        num_shards = max(1, math.ceil(total / images_per_shard))
-        paths = shards.write_shards(
-            records(),
-            output_dir,
-            split,
-            num_shards,
-            kind="synthetic",
-            source=labels_lib.SOURCE,
-            overwrite=overwrite,
-        )
-        summary["splits"][split] = {
-            "images": progress.done,
-            "shards": [os.path.basename(p) for p in paths],
-        }
+            num_shards = max(1, math.ceil(total / images_per_shard))
+            paths = shards.write_shards(
+                records(),
+                output_dir,
+                split,
+                num_shards,
+                kind="synthetic",
+                source=labels_lib.SOURCE,
+                overwrite=overwrite,
+            )
+            summary["splits"][split] = {
+                "images": progress.done,
+                "shards": [os.path.basename(p) for p in paths],
+            }
     seconds = time.perf_counter() - start
     images = sum(s["images"] for s in summary["splits"].values())
     summary.update(
