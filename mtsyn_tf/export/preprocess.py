@@ -66,7 +66,9 @@ def check_image_values(image: tf.Tensor, image_size: int, batch_size: int | None
         )
     with tf.control_dependencies(checks):
         image = tf.identity(image)
-    return tf.ensure_shape(image, [batch_size, image_size, image_size, 3])
+    # The static batch stays unknown even for a fixed-batch export: with a static batch the
+    # model's kernels (sized from it) failed on a wrong batch before the assert reported it.
+    return tf.ensure_shape(image, [None, image_size, image_size, 3])
 
 
 def decode_and_resize(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:

@@ -65,7 +65,7 @@ def add_serving_endpoints(archive, model, batch_size: int | None = None) -> None
             )
             with tf.control_dependencies([check]):
                 image_bytes = tf.identity(image_bytes)
-        images = tf.ensure_shape(decode_batch(image_bytes, size), [batch_size, size, size, 3])
+        images = tf.ensure_shape(decode_batch(image_bytes, size), [None, size, size, 3])
         return _predict(model, images)
 
     # The first endpoint also becomes serving_default.
@@ -102,7 +102,9 @@ def export_for_serving(
         model: a built MultiTaskNet (AlexNet or VGG16 preset).
         model_base_path: TF Serving's ``--model_base_path``; created if missing.
         version: integer version directory; None picks the next free number.
-        batch_size: None for a polymorphic batch, or an int to fix it (e.g. for TensorRT).
+        batch_size: None for a polymorphic batch, or an int: requests with another batch
+            size are then rejected by an in-graph assert (the graph's static batch stays
+            unknown, see ``preprocess.check_image_values``).
         overwrite: replace an existing version directory instead of refusing.
         model_name: the ``model_spec.name`` written into the warmup requests.
         warmup: write ``assets.extra/tf_serving_warmup_requests``.

@@ -1,0 +1,108 @@
+"""Exports a trained multi-task net: TF Serving SavedModel, ONNX, standard AlexNet.
+
+Examples:
+  python scripts/export.py --checkpoint=runs/demo --format=serving \
+      --model_base_path=exports/mtsyn
+  python scripts/export.py --checkpoint=runs/demo --format=onnx --output=exports/onnx
+  python scripts/export.py --checkpoint=runs/demo --format=alexnet --output=exports/alexnet \
+      --rescale_images=photos/ --caffe
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+
+from mtsyn_tf.export import (
+    convert_to_standard_alexnet,
+    export_for_serving,
+    export_onnx_base,
+    export_onnx_predictor,
+    krahenbuhl_rescale,
+    load_model_from_checkpoint,
+    save_standard_alexnet,
+)
+from mtsyn_tf.export.atomic import atomic_directory
+from mtsyn_tf.export.predictor import list_images, load_image
+from mtsyn_tf.models import build_multitask_model
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("checkpoint", None, "Training workdir, checkpoints dir or checkpoint prefix.")
+flags.DEFINE_string(
+    "preset",
+    None,
+    "Expected preset name (checked against config.json); with --random_init, the preset to build.",
+)
+flags.DEFINE_bool("random_init", False, "Export a freshly initialised model (smoke tests only).")
+flags.DEFINE_enum("format", "serving", ["serving", "onnx", "alexnet"], "What to export.")
+flags.DEFINE_string("model_base_path", None, "TF Serving model base path (--format=serving).")
+flags.DEFINE_integer("version", None, "Version directory; default: next free number.")
+flags.DEFINE_integer("batch_size", None, "Fix the batch dimension (default: polymorphic).")
+flags.DEFINE_string("model_name", "mtsyn", "Model name written into the warmup requests.")
+flags.DEFINE_string("output", None, "Output directory (--format=onnx or alexnet).")
+flags.DEFINE_string(
+    "rescale_images",
+    None,
+    "Folder of photos for Krähenbühl rescaling (--format=alexnet); omitted: no rescaling.",
+)
+flags.DEFINE_integer("rescale_count", 64, "At most this many photos are used for rescaling.")
+flags.DEFINE_bool("caffe", False, "Also write Caffe-layout blobs (--format=alexnet).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing export directory.")
+
+
+def _load_model():
+    if FLAGS.random_init:
+        return build_multitask_model(FLAGS.preset or "small")
+    if not FLAGS.checkpoint:
+        raise app.UsageError("--checkpoint is required (or --random_init for a smoke test).")
+    return load_model_from_checkpoint(FLAGS.checkpoint, expected_preset=FLAGS.preset)[0]
+
+
+def main(argv):
+    del argv
+    model = _load_model()
+    if FLAGS.format == "serving":
+        if not FLAGS.model_base_path:
+            raise app.UsageError("--model_base_path is required for --format=serving.")
+        path = export_for_serving(
+            model,
+            FLAGS.model_base_path,
+            version=FLAGS.version,
+            batch_size=FLAGS.batch_size,
+            overwrite=FLAGS.overwrite,
+            model_name=FLAGS.model_name,
+        )
+    elif not FLAGS.output:
+        raise app.UsageError(f"--output is required for --format={FLAGS.format}.")
+    elif FLAGS.format == "onnx":
+        with atomic_directory(FLAGS.output, overwrite=FLAGS.overwrite) as tmp:
+            export_onnx_predictor(
+                model, os.path.join(tmp, "predictor.onnx"), batch_size=FLAGS.batch_size
+            )
+            export_onnx_base(model, os.path.join(tmp, "base.onnx"), batch_size=FLAGS.batch_size)
+        path = FLAGS.output
+    else:
+        alexnet = convert_to_standard_alexnet(model)
+        if FLAGS.rescale_images:
+            files = list_images(FLAGS.rescale_images)[: FLAGS.rescale_count]
+            images = np.stack([load_image(f, model.image_size) for f in files])
+            krahenbuhl_rescale(alexnet, images)
+        path = save_standard_alexnet(
+            alexnet, FLAGS.output, overwrite=FLAGS.overwrite, caffe=FLAGS.caffe
+        )
+    print(f"Exported to {path}")
+
+
+def run(argv):
+    """Reports bad inputs (ValueError) as one line instead of a stack trace."""
+    try:
+        main(argv)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    app.run(run)
