@@ -1,0 +1,36 @@
+"""Every artifact on the paper-width AlexNet (≈ 60 M parameters): slow."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mtsyn_tf.export import (
+    OnnxRunner,
+    convert_to_standard_alexnet,
+    export_for_serving,
+    export_onnx_predictor,
+    save_standard_alexnet,
+)
+from mtsyn_tf.models import build_multitask_model
+from tests.export.conftest import astronaut, randomize_batchnorm
+
+
+@pytest.mark.slow
+def test_paper_preset_round_trips(tmp_path):
+    model = randomize_batchnorm(build_multitask_model("paper_alexnet"))
+    x = astronaut()[None]
+    expected = model.predict_physical(x)
+    served = tf.saved_model.load(export_for_serving(model, str(tmp_path / "serving")))
+    out = served.signatures["predict_all"](image=tf.constant(x))
+    onnx_out = OnnxRunner(export_onnx_predictor(model, str(tmp_path / "p.onnx")))(x)
+    for key in ("depth", "normals", "contour"):
+        np.testing.assert_allclose(out[key], expected[key], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(onnx_out[key], expected[key], atol=1e-4, rtol=0)
+    alexnet = convert_to_standard_alexnet(model)
+    taps = model.backbone(x, training=False)
+    got = alexnet(x)
+    for tap in ("conv5", "fc7"):
+        want = taps[tap].numpy() if tap == "conv5" else taps[tap].numpy()[:, 6, 6]
+        np.testing.assert_allclose(got[tap], want, atol=1e-5 * np.abs(want).max())
+    paths = save_standard_alexnet(alexnet, str(tmp_path / "alexnet"), caffe=True)
+    np.testing.assert_allclose(OnnxRunner(paths["onnx"])(x)["fc7"], got["fc7"], atol=1e-4)
