@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import app, flags, logging
 
 from mtsyn_tf.export import (
     OnnxRunner,
@@ -53,6 +53,7 @@ def _test_images(size):
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # tf2onnx and SavedModel writers are chatty
     model = build_multitask_model(FLAGS.preset)
     images = _test_images(model.image_size)
     with tempfile.TemporaryDirectory() as tmp:
