@@ -151,10 +151,12 @@ class NormalAngleMetrics(_PooledMetric):
         valid = valid & tf.reduce_all(tf.math.is_finite(gt), axis=-1) & (gt_norm > 0)
         self._track_nonfinite(pred, valid)
         unit_gt = tf.math.l2_normalize(gt, axis=-1)
-        unit_pred = tf.math.l2_normalize(pred, axis=-1)  # zero vector -> 0 -> 90 degrees
+        unit_pred = tf.math.l2_normalize(pred, axis=-1)
         cross = tf.norm(tf.linalg.cross(unit_pred, unit_gt), axis=-1)
         dot = tf.reduce_sum(unit_pred * unit_gt, axis=-1)
         angles = tf.atan2(cross, dot) * (180.0 / np.pi)
+        # A zero prediction has no direction: score it as orthogonal (atan2(0, 0) is 0).
+        angles = tf.where(tf.norm(pred, axis=-1) > 0, angles, tf.fill(tf.shape(angles), 90.0))
         self.count.assign_add(_masked_sum(tf.ones_like(angles), valid))
         self.angle_sum.assign_add(_masked_sum(angles, valid))
         self.below.assign_add(
