@@ -11,10 +11,12 @@ so that ``model.compile(metrics=...)`` can use them too; ``sample_weight`` is th
 **valid mask** (nonzero = scored pixel), broadcast against the per-pixel values.
 With no scored pixel the results are NaN, like the numpy references in
 ``depth.py`` / ``normals.py`` / ``contour_proxy.py`` that the tests compare against.
-Unlike those references, a graph cannot raise readable errors on data, so a
-non-finite prediction on a scored pixel makes *every* result of that metric NaN until
-``reset_state()`` (visible, never silently averaged away); a depth prediction <= 0
-counts as failing δ < 1.25, and a zero normal prediction scores 90°.
+Mismatched static shapes raise ``ValueError`` at trace time. Unlike the numpy
+references, a graph cannot raise readable errors on *values*, so an invalid prediction
+on a scored pixel (non-finite; for contours also outside [0, 1], e.g. logits passed by
+mistake) makes *every* result of that metric NaN until ``reset_state()`` — visible,
+never silently averaged away. A depth prediction <= 0 counts as failing δ < 1.25, and a
+zero normal prediction scores 90°.
 """
 
 from __future__ import annotations
@@ -49,23 +51,34 @@ def _nan_if_empty(numerator, count) -> tf.Tensor:
     return tf.where(count > 0, numerator / tf.maximum(count, 1.0), nan)
 
 
+def _check_shapes(gt, pred) -> None:
+    """Trace-time check of static shapes (unknown dimensions pass)."""
+    if not gt.shape.is_compatible_with(pred.shape):
+        raise ValueError(
+            "predictions and ground truth of different shapes: "
+            f"pred {tuple(pred.shape)}, gt {tuple(gt.shape)}"
+        )
+
+
 class _PooledMetric(keras.metrics.Metric):
-    """Shared bookkeeping: a count of non-finite predictions that poisons all results."""
+    """Shared bookkeeping: a count of invalid predictions that poisons all results."""
 
     def __init__(self, name, dtype=None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
-        self.num_nonfinite = self.add_variable((), "zeros", dtype="float64", name="num_nonfinite")
+        self.num_invalid = self.add_variable((), "zeros", dtype="float64", name="num_invalid")
 
-    def _track_nonfinite(self, pred, valid):
-        finite = tf.math.is_finite(pred)
-        if finite.shape.rank == valid.shape.rank + 1:  # vector predictions, e.g. normals
-            finite = tf.reduce_all(finite, axis=-1)
-        self.num_nonfinite.assign_add(_masked_sum(tf.cast(~finite, tf.float32), valid))
+    def _track_invalid(self, pred, valid, in_range=None):
+        ok = tf.math.is_finite(pred)
+        if in_range is not None:
+            ok &= in_range
+        if ok.shape.rank == valid.shape.rank + 1:  # vector predictions, e.g. normals
+            ok = tf.reduce_all(ok, axis=-1)
+        self.num_invalid.assign_add(_masked_sum(tf.cast(~ok, tf.float32), valid))
 
     def _finalize(self, results: dict) -> dict:
         nan = tf.constant(float("nan"), _ACC_DTYPE)
         return {
-            key: tf.cast(tf.where(self.num_nonfinite > 0, nan, value), tf.float32)
+            key: tf.cast(tf.where(self.num_invalid > 0, nan, value), tf.float32)
             for key, value in results.items()
         }
 
@@ -88,9 +101,10 @@ class DepthMetrics(_PooledMetric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         gt = tf.cast(y_true, tf.float32)
         pred = tf.cast(y_pred, tf.float32)
+        _check_shapes(gt, pred)
         valid = _valid_mask(sample_weight, tf.shape(gt))
         valid = valid & tf.math.is_finite(gt) & (gt > 0)
-        self._track_nonfinite(pred, valid)
+        self._track_invalid(pred, valid)
         safe_gt = tf.where(valid, gt, tf.ones_like(gt))
         ratio = tf.maximum(pred / safe_gt, safe_gt / pred)
         good = tf.where(pred > 0, tf.cast(ratio < 1.25, tf.float32), tf.zeros_like(pred))
@@ -141,6 +155,7 @@ class NormalAngleMetrics(_PooledMetric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         gt = tf.cast(y_true, tf.float32)
         pred = tf.cast(y_pred, tf.float32)
+        _check_shapes(gt, pred)
         pixel_shape = tf.shape(gt)[:-1]
         if sample_weight is not None:
             sample_weight = tf.convert_to_tensor(sample_weight)
@@ -149,7 +164,7 @@ class NormalAngleMetrics(_PooledMetric):
         gt_norm = tf.norm(gt, axis=-1)
         valid = _valid_mask(sample_weight, pixel_shape)
         valid = valid & tf.reduce_all(tf.math.is_finite(gt), axis=-1) & (gt_norm > 0)
-        self._track_nonfinite(pred, valid)
+        self._track_invalid(pred, valid)
         unit_gt = tf.math.l2_normalize(gt, axis=-1)
         unit_pred = tf.math.l2_normalize(pred, axis=-1)
         cross = tf.norm(tf.linalg.cross(unit_pred, unit_gt), axis=-1)
@@ -222,10 +237,11 @@ class ContourMetrics(_PooledMetric):
         self.counts_0_5 = self.add_variable((3,), "zeros", dtype="float64", name="tp_fp_fn_0_5")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        _check_shapes(tf.convert_to_tensor(y_true), tf.convert_to_tensor(y_pred))
         gt = tf.reshape(tf.cast(y_true, tf.float32) > 0.5, [-1])
         prob = tf.reshape(tf.cast(y_pred, tf.float32), [-1])
         valid = tf.reshape(_valid_mask(sample_weight, tf.shape(y_pred)), [-1])
-        self._track_nonfinite(prob, valid)
+        self._track_invalid(prob, valid, in_range=(prob >= 0) & (prob <= 1))
         buckets = tf.searchsorted(tf.constant(self.thresholds)[None], prob[None], side="right")[0]
         pos = tf.cast(valid & gt, _ACC_DTYPE)
         neg = tf.cast(valid & ~gt, _ACC_DTYPE)

@@ -137,3 +137,14 @@ def test_edge_conventions():
     assert float(normals.result()["mean"]) == pytest.approx(90.0)
     with pytest.raises(ValueError, match="bin_degrees"):
         NormalAngleMetrics(bin_degrees=0.0)
+
+
+def test_shape_mismatch_and_logits_are_reported():
+    for metric in (DepthMetrics(), ContourMetrics()):
+        with pytest.raises(ValueError, match=r"different shapes: pred \(2, 4\), gt \(2, 3\)"):
+            metric.update_state(np.ones((2, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="different shapes"):
+        NormalAngleMetrics().update_state(np.ones((2, 3)), np.ones((3, 3)))
+    contour = ContourMetrics()
+    contour.update_state(np.array([0.0, 1.0]), np.array([-2.0, 3.0]))  # logits, not probs
+    assert all(np.isnan(float(v)) for v in contour.result().values())
