@@ -52,6 +52,10 @@ class MultiTaskNet(keras.Model):
                 )
                 for t in p["tasks"]
             }
+        # Direct attributes as well: tf.train.Checkpoint follows attributes, not dict
+        # entries, and the heads' BatchNorm statistics must be in every checkpoint.
+        for task, head in self.heads.items():
+            setattr(self, f"{task}_head", head)
         self.tasks = tuple(p["tasks"])
         self.image_size = p["image_size"]
 

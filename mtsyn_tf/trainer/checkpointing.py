@@ -52,7 +52,7 @@ class RunCheckpointer:
         for path in candidates:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
-            except (tf.errors.OpError, ValueError, AssertionError) as err:
+            except Exception as err:  # noqa: BLE001 - any unreadable checkpoint: report, try older
                 logging.warning(
                     "Checkpoint %s is unreadable (%s); trying the previous one.", path, err
                 )

@@ -66,13 +66,21 @@ class RunConfig:
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``auto``: MirroredStrategy on several GPUs, else TF's default strategy (one device).
+
+    ``auto`` prefers the default strategy over ``OneDeviceStrategy`` on one device because
+    Keras re-distributes the input pipeline under ``OneDeviceStrategy`` and we measured
+    that to reorder some augmentation seeds from run to run (TF 2.21), which breaks exact
+    resume; the default strategy keeps the pipeline bit-reproducible.
+    """
     if name not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}")
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
-    device = gpus[0].name if gpus else "/cpu:0"
-    return tf.distribute.OneDeviceStrategy(device)
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    return tf.distribute.get_strategy()
 
 
 def _check_run_inputs(cfg: RunConfig) -> dict:
@@ -134,8 +142,12 @@ def build_trainer(
     return trainer
 
 
-def train(cfg: RunConfig) -> dict:
-    """Runs (or resumes) training; returns final held-out metrics and artifact paths."""
+def train(cfg: RunConfig, extra_callbacks=()) -> dict:
+    """Runs (or resumes) training; returns final held-out metrics and artifact paths.
+
+    ``extra_callbacks`` are appended after the run's own (checkpoints come first, so a
+    callback that stops training at an epoch end still leaves that epoch's checkpoint).
+    """
     preset = _check_run_inputs(cfg)
     if cfg.deterministic:
         keras.utils.set_random_seed(cfg.seed)
@@ -176,6 +188,7 @@ def train(cfg: RunConfig) -> dict:
             cbs.ImageSummaries(os.path.join(cfg.workdir, "tensorboard", "images"), first)
         )
 
+    callbacks.extend(extra_callbacks)
     start = time.time()
     if initial_epoch < cfg.epochs:
         trainer.fit(

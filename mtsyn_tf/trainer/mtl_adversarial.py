@@ -91,9 +91,10 @@ class MultiTaskAdversarialTrainer(keras.Model):
         size = self.model.image_size
         zeros = tf.zeros((batch_size, size, size, 3))
         taps = self.model.backbone(zeros, training=False, up_to=self.tap)
-        if self.config.adapt:
-            self.discriminator(taps[self.tap], training=False)
-            self.pool.build(taps[self.tap].shape)
+        # D and the pool are built even without adaptation: Keras requires every
+        # sub-layer to be built, and checkpoints keep one layout across ablations.
+        self.discriminator(taps[self.tap], training=False)
+        self.pool.build(taps[self.tap].shape)
         self.model(zeros, training=False)
         self.built = True
         return self

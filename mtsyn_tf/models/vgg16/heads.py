@@ -49,6 +49,8 @@ class VGG16TaskHead(layers.Layer):
             )
             for i, w in enumerate(self.widths)
         ]
+        for i, deconv in enumerate(self.deconvs):  # attributes, so checkpoints track them
+            setattr(self, f"deconv{i + 1}", deconv)
         self.concats = [layers.Concatenate(name=f"skip_{s}") for s in _SKIPS]
         self.out = layers.Conv2D(TASK_CHANNELS[task], 3, padding="same", name="output")
 
