@@ -25,12 +25,16 @@ setup(
         "scikit-image>=0.22",
         "scikit-learn>=1.4",
         "h5py>=3.10",
+        # BSDS edge matching uses scipy.sparse.csgraph.maximum_flow(method="dinic").
+        "scipy>=1.8",
+        # tensorflow-datasets builders need it at download_and_prepare time.
+        "importlib_resources>=6",
         # TF 2.21 no longer pulls TensorBoard in; tf.summary needs it for scalars/images.
         "tensorboard>=2.18",
     ],
     extras_require={
-        "render": ["mitsuba>=3.5,<4", "trimesh>=4"],
-        "beam": ["apache-beam>=2.55"],
+        "render": ["mitsuba>=3.5,<4"],
+        "beam": ["apache-beam[tfrecord]>=2.55", "google-crc32c>=1.5"],
         "onnx": ["tf2onnx>=1.16", "onnx>=1.15", "onnxruntime>=1.17"],
         "serving": ["tensorflow-serving-api>=2.18"],
         "dev": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"],

@@ -68,7 +68,11 @@ flags.DEFINE_bool(
     "adapt", True, "Adversarial domain adaptation (False: the 'no adaptation' ablation)."
 )
 flags.DEFINE_enum("da_tap", None, _ALL_TAPS, "Feature tap for D (default: the preset's, conv5).")
-flags.DEFINE_bool("bi_fool", False, "Push both domains toward D's boundary in stage 1.")
+flags.DEFINE_bool(
+    "bi_fool",
+    False,
+    'Fool D both ways: also push real features toward "synthetic" (paper Table 4 row 9).',
+)
 flags.DEFINE_bool(
     "update_base_with_real", False, "Add −Σ log D(z_y) to L_BH (real images update B)."
 )

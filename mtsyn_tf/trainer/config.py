@@ -19,11 +19,12 @@ class TrainerConfig:
         adapt: adversarial feature-space domain adaptation on/off ("no adaptation" ablation).
         da_tap: feature tap D looks at: conv1 / conv4 / conv5 (default) / fc6 (the paper's
             "conv6") for AlexNet; conv5_3 for VGG16. None means the preset's default.
-        bi_fool: in stage 1, push *both* domains toward D's decision boundary (label 0.5 for
-            synthetic and real features, the domain-confusion loss of Tzeng et al. 2015)
-            instead of only pushing synthetic features toward "real".
-        update_base_with_real: add the paper's "−Σ_j log D(z_yj)" term to L_BH, so real
-            images also update B (the paper reports no gain).
+        bi_fool: "fool the discriminator both ways" (paper §4.5, Table 4 row 9): stage 1
+            also pushes real features toward "synthetic", i.e. adds ``−Σ_j log D(z_yj)``
+            to L_BH, so real images update B too.
+        update_base_with_real: the paper's §3.2 wording of the same loss ("we also tried
+            updating B with real images by adding −Σ_j log D(z_yj) to L_BH"); either flag
+            turns that term on. Both are kept so either of the paper's names works.
         loss_weights: λ for contour / depth / normals / adversarial.
         pool_size, pool_swap_prob: D's history pool of past synthetic features (0 disables).
         grayscale: the paper's input: one random RGB channel repeated three times.
@@ -83,6 +84,11 @@ class TrainerConfig:
         if self.min_edge_pixels < 0:
             raise ValueError(f"min_edge_pixels must be >= 0. Received: {self.min_edge_pixels}")
         return self
+
+    @property
+    def real_images_update_base(self) -> bool:
+        """Whether L_BH has the real-image term (bi-fool / update-B-with-real)."""
+        return self.bi_fool or self.update_base_with_real
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -33,7 +33,8 @@ class MultiTaskAdversarialTrainer(keras.Model):
     """Trains base B + heads H on synthetic images while D aligns B's features with real photos.
 
     Each ``train_step`` (Algorithm 1):
-      1. D frozen: update B, H with ``L_BH = λa·adv(D(z_x) → real) + λe·Le + λd·Ld + λs·Ls``.
+      1. D frozen: update B, H with ``L_BH = λa·adv(D(z_x) → real) + λe·Le + λd·Ld + λs·Ls``
+         (+ ``λa·adv(D(z_y) → synthetic)`` with bi-fool).
       2. B frozen: update D with ``L_D = BCE(D(pool(z_x)) → synthetic) + BCE(D(z_y) → real)``.
     Features z_x come from the stage-1 forward pass and z_y from one pass of the real batch
     up to the tap (Algorithm 1 extracts them once per iteration). Losses are per-example
@@ -150,16 +151,15 @@ class MultiTaskAdversarialTrainer(keras.Model):
                 total += w.get(task, 0.0) * per_example
             if cfg.adapt:
                 z_x = taps[self.tap]
-                # Fool D: synthetic features should look real (or, bi-fool, undecidable).
-                fool_label = 0.5 if cfg.bi_fool else losses.REAL
+                # Fool D: synthetic features should look real.
                 adversarial = losses.patch_bce_per_example(
-                    self.discriminator(z_x, training=True), fool_label
+                    self.discriminator(z_x, training=True), losses.REAL
                 )
-                if cfg.bi_fool or cfg.update_base_with_real:
+                if cfg.real_images_update_base:
+                    # Bi-fool: real features should also look synthetic (B learns from y).
                     z_y = self._real_features(real_images, training=True)
-                    real_label = 0.5 if cfg.bi_fool else losses.SYNTHETIC
                     adversarial += losses.patch_bce_per_example(
-                        self.discriminator(z_y, training=True), real_label
+                        self.discriminator(z_y, training=True), losses.SYNTHETIC
                     )
                 self.trackers["loss_adv"].update_state(adversarial)
                 total += w.get("adversarial", 0.0) * adversarial

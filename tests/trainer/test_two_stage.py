@@ -148,7 +148,7 @@ def patch_bce(logits, label):
     [
         ({}, 0.0, None),  # paper: −log(1 − D(z_x)), real images unused
         ({"update_base_with_real": True}, 0.0, 1.0),  # + −log D(z_y)
-        ({"bi_fool": True}, 0.5, 0.5),  # documented: both domains toward the boundary
+        ({"bi_fool": True}, 0.0, 1.0),  # paper §4.5: fool D both ways, the same term
     ],
     ids=["default", "update_base_with_real", "bi_fool"],
 )
