@@ -25,7 +25,10 @@ def test_paper_preset_round_trips(tmp_path):
     onnx_out = OnnxRunner(export_onnx_predictor(model, str(tmp_path / "p.onnx")))(x)
     for key in ("depth", "normals", "contour"):
         np.testing.assert_allclose(out[key], expected[key], atol=1e-5, rtol=0)
-        np.testing.assert_allclose(onnx_out[key], expected[key], atol=1e-4, rtol=0)
+        # Randomly initialised paper-width nets predict depths up to ~50 m; float32 conv
+        # reordering in ONNX Runtime gives ~1e-5 relative error there, hence rtol for depth.
+        rtol = 2e-5 if key == "depth" else 0
+        np.testing.assert_allclose(onnx_out[key], expected[key], atol=1e-4, rtol=rtol)
     alexnet = convert_to_standard_alexnet(model)
     taps = model.backbone(x, training=False)
     got = alexnet(x)
