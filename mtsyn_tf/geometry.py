@@ -21,7 +21,9 @@ import numpy as np
 def intrinsics_from_fov(width: int, height: int, fov_x_degrees: float) -> np.ndarray:
     """Pinhole intrinsics ``(fx, fy, cx, cy)`` for a horizontal field of view, square pixels."""
     if not 0.0 < fov_x_degrees < 180.0:
-        raise ValueError(f"fov_x_degrees must be in (0, 180). Received: fov_x_degrees={fov_x_degrees}")
+        raise ValueError(
+            f"fov_x_degrees must be in (0, 180). Received: fov_x_degrees={fov_x_degrees}"
+        )
     fx = 0.5 * width / np.tan(np.deg2rad(fov_x_degrees) / 2.0)
     return np.array([fx, fx, width / 2.0, height / 2.0], dtype=np.float64)
 
@@ -29,7 +31,9 @@ def intrinsics_from_fov(width: int, height: int, fov_x_degrees: float) -> np.nda
 def _check_intrinsics(intrinsics) -> np.ndarray:
     k = np.asarray(intrinsics, dtype=np.float64).reshape(-1)
     if k.shape != (4,) or not np.all(np.isfinite(k)) or k[0] <= 0 or k[1] <= 0:
-        raise ValueError(f"intrinsics must be finite (fx, fy, cx, cy) with fx, fy > 0. Received: {intrinsics}")
+        raise ValueError(
+            f"intrinsics must be finite (fx, fy, cx, cy) with fx, fy > 0. Received: {intrinsics}"
+        )
     return k
 
 
@@ -70,7 +74,9 @@ def rotate_normals(normals: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     return np.asarray(normals, dtype=np.float64) @ r.T
 
 
-def normalize_and_orient(normals: np.ndarray, intrinsics, mask: np.ndarray | None = None) -> np.ndarray:
+def normalize_and_orient(
+    normals: np.ndarray, intrinsics, mask: np.ndarray | None = None
+) -> np.ndarray:
     """Unit-normalises camera-frame normals and flips those facing away from the camera.
 
     Pixels outside ``mask`` or with a zero-length normal become (0, 0, 0).
