@@ -70,11 +70,13 @@ flags.DEFINE_bool(
 flags.DEFINE_enum("da_tap", None, _ALL_TAPS, "Feature tap for D (default: the preset's, conv5).")
 flags.DEFINE_bool(
     "bi_fool",
-    "update_base_with_real", False, "Paper §3.2 name of the --bi_fool loss: add −Σ log D(z_y) to L_BH."
+    False,
     'Fool D both ways: also push real features toward "synthetic" (paper Table 4 row 9).',
 )
 flags.DEFINE_bool(
-    "update_base_with_real", False, "Add −Σ log D(z_y) to L_BH (real images update B)."
+    "update_base_with_real",
+    False,
+    "Paper §3.2 name of the --bi_fool loss: add −Σ log D(z_y) to L_BH.",
 )
 flags.DEFINE_float("w_contour", DEFAULT_LOSS_WEIGHTS["contour"], "λe.")
 flags.DEFINE_float("w_depth", DEFAULT_LOSS_WEIGHTS["depth"], "λd.")
