@@ -22,7 +22,9 @@ from absl import app, flags, logging
 
 from mtsyn_tf.models.presets import DA_TAPS, TASKS, preset_names
 from mtsyn_tf.trainer.config import DEFAULT_LOSS_WEIGHTS, TrainerConfig
-from mtsyn_tf.trainer.loop import STRATEGIES, RunConfig, train
+from mtsyn_tf.trainer.loop import OPTIMIZERS, STRATEGIES, RunConfig, train
+from mtsyn_tf.trainer.mtl_adversarial import NONFINITE_POLICIES
+from mtsyn_tf.trainer.precision import PRECISIONS
 
 _ALL_TAPS = sorted({t for taps in DA_TAPS.values() for t in taps})
 
@@ -90,6 +92,27 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_string("eval_split", "test", "Held-out synthetic split evaluated at the end.")
 flags.DEFINE_integer("verbose", 1, "Keras verbosity (1: progress bar, 2: one line per epoch).")
+# Scale, speed, robustness.
+flags.DEFINE_enum(
+    "precision", "float32", PRECISIONS, "'mixed': mixed_float16 on GPU, mixed_bfloat16 on CPU."
+)
+flags.DEFINE_integer(
+    "grad_accum_steps",
+    1,
+    "Accumulate both stages' gradients over k micro-batches of --batch_size per update "
+    "(effective batch = batch_size × replicas × k; BatchNorm still sees micro-batches).",
+)
+flags.DEFINE_enum(
+    "nonfinite_policy",
+    "stop",
+    NONFINITE_POLICIES,
+    "'stop': stop at the first NaN/Inf loss; 'skip': roll back that stage's update and count it.",
+)
+flags.DEFINE_enum("optimizer", "adam", OPTIMIZERS, "Both optimizers (sgd: for comparisons).")
+flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (one device only).")
+flags.DEFINE_list(
+    "profile_steps", [], "START,STOP: write a TensorBoard profiler trace to <workdir>/profile."
+)
 
 
 def run_config_from_flags() -> RunConfig:
@@ -140,16 +163,23 @@ def run_config_from_flags() -> RunConfig:
         strategy=FLAGS.strategy,
         eval_split=FLAGS.eval_split,
         verbose=FLAGS.verbose,
+        precision=FLAGS.precision,
+        grad_accum_steps=FLAGS.grad_accum_steps,
+        nonfinite_policy=FLAGS.nonfinite_policy,
+        optimizer=FLAGS.optimizer,
+        jit_compile=FLAGS.jit_compile,
+        profile_steps=tuple(FLAGS.profile_steps) or None,
     )
 
 
 def main(argv):
     del argv
     from mtsyn_tf.trainer.callbacks import NonFiniteLossError
+    from mtsyn_tf.trainer.checkpointing import CheckpointSaveError
 
     try:
         results = train(run_config_from_flags())
-    except (ValueError, NonFiniteLossError) as err:
+    except (ValueError, NonFiniteLossError, CheckpointSaveError) as err:
         logging.error("%s", err)
         sys.exit(f"train.py: {err}")
     print(json.dumps(results, indent=2))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import math
+import os
+import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from mtsyn_tf.models.multitask import to_physical
 from mtsyn_tf.visualize import colorize_depth, colorize_normals
@@ -52,6 +56,57 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
                     "Training stopped; the last checkpoint on disk is from before this epoch and "
                     "is intact. Lower the learning rate or check the data."
                 )
+
+
+class SkippedStepsReport(keras.callbacks.Callback):
+    """Logs a warning at each epoch end with stages rolled back by ``nonfinite_policy="skip"``.
+
+    The count is also in the epoch's logs (``skipped_steps`` in history.csv).
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        skipped = (logs or {}).get("skipped_steps")
+        if skipped:
+            logging.warning(
+                "Epoch %d: %d non-finite stage updates were skipped (weights and optimizer "
+                "state rolled back). Many skips mean the run is diverging: lower the "
+                "learning rate or check the data.",
+                epoch + 1,
+                int(round(float(skipped))),
+            )
+
+
+def truncate_history(path: str, num_epochs: int) -> None:
+    """Keeps only the rows of epochs ``< num_epochs`` in a CSVLogger file (atomically).
+
+    Called on resume: rows of later epochs were written by a run that died before it
+    checkpointed them, and the resumed run writes them again.
+    """
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    if "epoch" not in header:
+        raise ValueError(f"{path} is not a training history (no 'epoch' column).")
+    col = header.index("epoch")
+    kept = [r for r in body if r and int(r[col]) < num_epochs]
+    if len(kept) == len(body):
+        return
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".csv")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(kept)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    logging.info("%s: dropped %d rows of epochs not checkpointed.", path, len(body) - len(kept))
 
 
 class ImageSummaries(keras.callbacks.Callback):

@@ -13,6 +13,10 @@ import tensorflow as tf
 from absl import logging
 
 
+class CheckpointSaveError(RuntimeError):
+    """Writing a checkpoint failed (disk full, permissions); the previous one is intact."""
+
+
 class RunCheckpointer:
     """Wraps ``tf.train.CheckpointManager`` over everything a run's future depends on."""
 
@@ -37,9 +41,24 @@ class RunCheckpointer:
 
     def save(self, epoch: int) -> str:
         """Writes a checkpoint; TF writes the data files before the state file, so a crash
-        mid-save leaves the previous checkpoint as the latest one."""
+        mid-save leaves the previous checkpoint as the latest one.
+
+        A failed write (disk full, read-only directory) raises ``CheckpointSaveError``
+        naming the intact previous checkpoint; training stops rather than running on
+        without checkpoints.
+        """
         self.epoch.assign(epoch)
-        path = self.manager.save(checkpoint_number=epoch)
+        try:
+            path = self.manager.save(checkpoint_number=epoch)
+        except (tf.errors.OpError, OSError) as err:
+            previous = tf.train.latest_checkpoint(self.directory)
+            message = getattr(err, "message", None) or str(err)
+            raise CheckpointSaveError(
+                f"Could not write the epoch-{epoch} checkpoint in {self.directory} "
+                f"({type(err).__name__}: {message.splitlines()[0] if message else ''}). "
+                f"The previous checkpoint is intact: {previous}. Free disk space and re-run "
+                "the same command to resume from it."
+            ) from err
         logging.info("Saved checkpoint %s", path)
         return path
 

@@ -19,18 +19,21 @@ from absl import logging
 from mtsyn_tf.data import pipeline, shards
 from mtsyn_tf.models import build_discriminator, build_multitask_model, get_preset
 from mtsyn_tf.trainer import callbacks as cbs
+from mtsyn_tf.trainer import precision as mp
+from mtsyn_tf.trainer import profiling
 from mtsyn_tf.trainer.checkpointing import RunCheckpointer
 from mtsyn_tf.trainer.config import TrainerConfig
-from mtsyn_tf.trainer.mtl_adversarial import MultiTaskAdversarialTrainer
+from mtsyn_tf.trainer.mtl_adversarial import NONFINITE_POLICIES, MultiTaskAdversarialTrainer
 from mtsyn_tf.trainer.run_record import (
     data_manifest,
     git_commit,
     package_versions,
     write_json_atomic,
 )
-from mtsyn_tf.trainer.schedule import make_adam
+from mtsyn_tf.trainer.schedule import make_adam, reference_lr_schedule
 
 STRATEGIES = ("auto", "one_device", "mirrored")
+OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclasses.dataclass
@@ -57,11 +60,19 @@ class RunConfig:
     eval_batches: int | None = None
     image_summaries: bool = True
     verbose: int = 1
+    # Scale, speed, robustness (see README "Training at scale").
+    precision: str = "float32"  # or "mixed": mixed_float16 on GPU, mixed_bfloat16 on CPU
+    grad_accum_steps: int = 1  # micro-batches of batch_size per optimizer step
+    nonfinite_policy: str = "stop"  # or "skip": roll back non-finite stages, count them
+    optimizer: str = "adam"  # "sgd": plain SGD with the same schedule (comparisons)
+    jit_compile: bool = False  # XLA for the train step (one device only)
+    profile_steps: tuple | None = None  # (START, STOP): profiler trace in <workdir>/profile
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["trainer"] = self.trainer.to_dict()
         d["lr_drops"] = list(self.lr_drops)
+        d["profile_steps"] = None if self.profile_steps is None else list(self.profile_steps)
         return d
 
 
@@ -87,9 +98,18 @@ def _check_run_inputs(cfg: RunConfig) -> dict:
     """Fails fast, before any model is built, on anything that would fail later."""
     preset = get_preset(cfg.preset, **cfg.preset_overrides)
     cfg.trainer.validate(preset["arch"], preset["tasks"])
-    for name in ("batch_size", "epochs", "steps_per_epoch"):
+    for name in ("batch_size", "epochs", "steps_per_epoch", "grad_accum_steps"):
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be > 0. Received: {name}={getattr(cfg, name)}")
+    mp.resolve_policy(cfg.precision)
+    profiling.parse_profile_steps(cfg.profile_steps)
+    if cfg.nonfinite_policy not in NONFINITE_POLICIES:
+        raise ValueError(
+            f"nonfinite_policy must be one of {NONFINITE_POLICIES}. "
+            f"Received: nonfinite_policy={cfg.nonfinite_policy!r}"
+        )
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}. Received: {cfg.optimizer!r}")
     shards.list_shards(cfg.synthetic_dir, "train")  # clear error if there are no shards
     existing = os.path.join(cfg.workdir, "config.json")
     if os.path.exists(existing):
@@ -112,6 +132,7 @@ def _record_run(cfg: RunConfig, preset: dict, strategy) -> None:
             **cfg.to_dict(),
             "resolved_preset": preset,
             "num_replicas": strategy.num_replicas_in_sync,
+            "dtype_policy": mp.resolve_policy(cfg.precision),
             "versions": package_versions(),
             "git_commit": git_commit(),
             "data_manifests": {
@@ -127,19 +148,44 @@ def _record_run(cfg: RunConfig, preset: dict, strategy) -> None:
 def build_trainer(
     cfg: RunConfig, preset: dict, strategy, total_steps: int
 ) -> MultiTaskAdversarialTrainer:
-    """Model, D, both optimizers and their slots, all created in the strategy's scope."""
+    """Model, D, both optimizers and their slots, all created in the strategy's scope.
+
+    Uses the global Keras dtype policy of the caller (``train`` sets it from
+    ``cfg.precision``); under ``mixed_float16`` both optimizers get loss scaling.
+    """
     sync_bn = strategy.num_replicas_in_sync > 1
+    policy = keras.mixed_precision.dtype_policy().name
+    if cfg.jit_compile and strategy.num_replicas_in_sync > 1:
+        raise ValueError(
+            "jit_compile (XLA) does not work with a distribution strategy in TF 2.21. "
+            f"Received: jit_compile=True with {strategy.num_replicas_in_sync} replicas"
+        )
     with strategy.scope():
         model = build_multitask_model(preset, sync_batchnorm=sync_bn)
         disc = build_discriminator(preset, sync_batchnorm=sync_bn)
-        trainer = MultiTaskAdversarialTrainer(model, disc, cfg.trainer)
+        trainer = MultiTaskAdversarialTrainer(
+            model,
+            disc,
+            cfg.trainer,
+            grad_accum_steps=cfg.grad_accum_steps,
+            nonfinite_policy=cfg.nonfinite_policy,
+        )
         trainer.compile(
-            task_optimizer=make_adam(cfg.learning_rate, total_steps, cfg.beta_1, cfg.lr_drops),
-            disc_optimizer=make_adam(cfg.learning_rate, total_steps, cfg.beta_1, cfg.lr_drops),
+            task_optimizer=mp.wrap_optimizer(_make_optimizer(cfg, total_steps), policy),
+            disc_optimizer=mp.wrap_optimizer(_make_optimizer(cfg, total_steps), policy),
+            jit_compile=cfg.jit_compile,
         )
         trainer.build_all()
         trainer.build_optimizers()
     return trainer
+
+
+def _make_optimizer(cfg: RunConfig, total_steps: int):
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            learning_rate=reference_lr_schedule(cfg.learning_rate, total_steps, cfg.lr_drops)
+        )
+    return make_adam(cfg.learning_rate, total_steps, cfg.beta_1, cfg.lr_drops)
 
 
 def train(cfg: RunConfig, extra_callbacks=()) -> dict:
@@ -147,8 +193,14 @@ def train(cfg: RunConfig, extra_callbacks=()) -> dict:
 
     ``extra_callbacks`` are appended after the run's own (checkpoints come first, so a
     callback that stops training at an epoch end still leaves that epoch's checkpoint).
+    The Keras dtype policy of ``cfg.precision`` holds inside the call and is restored after.
     """
     preset = _check_run_inputs(cfg)
+    with mp.use_policy(mp.resolve_policy(cfg.precision)):
+        return _train(cfg, preset, extra_callbacks)
+
+
+def _train(cfg: RunConfig, preset: dict, extra_callbacks) -> dict:
     if cfg.deterministic:
         keras.utils.set_random_seed(cfg.seed)
         tf.config.experimental.enable_op_determinism()
@@ -158,6 +210,10 @@ def train(cfg: RunConfig, extra_callbacks=()) -> dict:
     trainer = build_trainer(cfg, preset, strategy, total_steps)
     checkpointer = RunCheckpointer(trainer, os.path.join(cfg.workdir, "checkpoints"))
     initial_epoch = checkpointer.restore_latest()
+    history_path = os.path.join(cfg.workdir, "history.csv")
+    # Rows of epochs after the restored checkpoint came from a run that died before
+    # checkpointing them; they are replayed, so drop them (no duplicates in the log).
+    cbs.truncate_history(history_path, initial_epoch)
     _record_run(cfg, preset, strategy)
 
     image_size = preset["image_size"]
@@ -165,7 +221,7 @@ def train(cfg: RunConfig, extra_callbacks=()) -> dict:
     dataset = pipeline.make_training_dataset(
         cfg.synthetic_dir,
         cfg.real_source,
-        batch_size=cfg.batch_size * replicas,
+        batch_size=cfg.batch_size * replicas * cfg.grad_accum_steps,
         image_size=image_size,
         grayscale=False,  # the trainer converts in-step (config.trainer.grayscale)
         seed=cfg.seed,
@@ -175,12 +231,24 @@ def train(cfg: RunConfig, extra_callbacks=()) -> dict:
     # Resume: the stream is a pure function of the seed, so skipping replays it exactly.
     dataset = dataset.skip(initial_epoch * cfg.steps_per_epoch)
 
+    # The history row is written before the checkpoint: a run killed between the two
+    # replays the epoch and truncate_history drops the row; the other order would lose it.
     callbacks = [
         cbs.NonFiniteLossGuard(cfg.steps_per_epoch),
+        cbs.SkippedStepsReport(),
+        keras.callbacks.CSVLogger(history_path, append=True),
         cbs.EpochCheckpoint(checkpointer),
         keras.callbacks.TensorBoard(os.path.join(cfg.workdir, "tensorboard"), update_freq="epoch"),
-        keras.callbacks.CSVLogger(os.path.join(cfg.workdir, "history.csv"), append=True),
     ]
+    profile_steps = profiling.parse_profile_steps(cfg.profile_steps)
+    if profile_steps is not None:
+        callbacks.append(
+            profiling.ProfileCallback(
+                os.path.join(cfg.workdir, "profile"),
+                profile_steps,
+                initial_step=initial_epoch * cfg.steps_per_epoch,
+            )
+        )
     eval_ds = _eval_dataset(cfg, image_size)
     if cfg.image_summaries and eval_ds is not None:
         first = next(iter(eval_ds))

@@ -11,6 +11,8 @@ from mtsyn_tf.models.multitask import MultiTaskNet, to_physical
 from mtsyn_tf.trainer.config import TrainerConfig
 from mtsyn_tf.trainer.history_pool import FeatureHistoryPool
 
+NONFINITE_POLICIES = ("stop", "skip")
+
 _TASK_LOSSES = {
     "contour": lambda pred, syn, cfg: losses.contour_loss_per_example(
         pred, syn["contour"], min_edge_pixels=cfg.min_edge_pixels
@@ -28,6 +30,16 @@ def grayscale_by_channel(images, channels):
     return tf.repeat(picked[..., None], 3, axis=-1)
 
 
+def evaluation_input(images, grayscale: bool):
+    """What a model trained with ``grayscale`` sees at test time: the channel mean, repeated.
+
+    Deterministic (no random channel) and on the same scale as a single channel.
+    """
+    if not grayscale:
+        return images
+    return tf.repeat(tf.reduce_mean(images, axis=-1, keepdims=True), 3, axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="mtsyn_tf")
 class MultiTaskAdversarialTrainer(keras.Model):
     """Trains base B + heads H on synthetic images while D aligns B's features with real photos.
@@ -42,6 +54,20 @@ class MultiTaskAdversarialTrainer(keras.Model):
 
     Data: ``{"synthetic": {image, depth, normals, contour, valid}, "real": {image}}``, see
     docs/CONTRACTS.md. ``test_step`` takes the synthetic part (or the full structure).
+
+    Args:
+        grad_accum_steps: k. Each step's batch is split into k micro-batches; stage 1
+            accumulates the B/H gradients of all k (D fixed) and applies them once, then
+            stage 2 accumulates D's gradients over the k micro-batches' features from the
+            same pre-update B and applies once. Losses are divided by the global batch
+            (k · micro-batch · replicas), so the update is the one of the whole batch
+            except for BatchNorm: batch statistics are per micro-batch and the moving
+            statistics take k updates per step.
+        nonfinite_policy: "stop" applies every update (``callbacks.NonFiniteLossGuard``
+            stops the run at the first non-finite loss); "skip" rolls a stage back when
+            its loss or gradients are non-finite on any replica (weights, BatchNorm
+            statistics, optimizer slots and step, D's pool), leaves the non-finite
+            values out of the loss trackers, and counts such steps in ``skipped_steps``.
     """
 
     def __init__(
@@ -49,21 +75,40 @@ class MultiTaskAdversarialTrainer(keras.Model):
         model: MultiTaskNet,
         discriminator: keras.Model,
         config: TrainerConfig | None = None,
+        grad_accum_steps: int = 1,
+        nonfinite_policy: str = "stop",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if not isinstance(grad_accum_steps, int) or grad_accum_steps < 1:
+            raise ValueError(
+                f"grad_accum_steps must be an integer >= 1. Received: grad_accum_steps={grad_accum_steps!r}"
+            )
+        if nonfinite_policy not in NONFINITE_POLICIES:
+            raise ValueError(
+                f"nonfinite_policy must be one of {NONFINITE_POLICIES}. "
+                f"Received: nonfinite_policy={nonfinite_policy!r}"
+            )
+        self.grad_accum_steps = grad_accum_steps
+        self.nonfinite_policy = nonfinite_policy
         config = config or TrainerConfig()
         self.config = config.validate(model.preset["arch"], model.tasks)
         self.model = model
         self.discriminator = discriminator
         self.tap = config.da_tap or model.preset["da_tap"]
-        self.pool = FeatureHistoryPool(config.pool_size, config.pool_swap_prob, name="history_pool")
+        # float32 whatever the global policy: the stored features are not recomputed.
+        self.pool = FeatureHistoryPool(
+            config.pool_size, config.pool_swap_prob, dtype="float32", name="history_pool"
+        )
         self.weights_ = {k: float(v) for k, v in config.loss_weights.items()}
 
         # === Metric trackers ===
         names = ["loss_bh", "loss_d", "loss_adv"] + [f"loss_{t}" for t in config.tasks]
         names += ["d_acc_synthetic", "d_acc_real"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        if nonfinite_policy == "skip":
+            # Stages rolled back this epoch (B/H and D stages counted separately).
+            self.trackers["skipped_steps"] = keras.metrics.Sum(name="skipped_steps")
         self.eval_metrics = {}
         if "depth" in model.tasks:
             self.eval_metrics["depth"] = DepthMetrics(name="depth")
@@ -132,76 +177,156 @@ class MultiTaskAdversarialTrainer(keras.Model):
     def _real_features(self, real_images, training):
         return self.model.backbone(real_images, training=training, up_to=self.tap)[self.tap]
 
+    def _discriminate(self, features):
+        # Logits in float32 whatever the compute dtype (mixed precision).
+        return tf.cast(self.discriminator(features, training=True), tf.float32)
+
+    def _track(self, logs, finite=None):
+        """Adds per-example values to the trackers; with ``finite`` false, adds nothing."""
+        for name, values in logs.items():
+            if finite is None:
+                self.trackers[name].update_state(values)
+            else:
+                weight = tf.cast(finite, tf.float32) * tf.ones_like(values)
+                self.trackers[name].update_state(
+                    tf.where(finite, values, tf.zeros_like(values)), sample_weight=weight
+                )
+
     # ------------------------------------------------------------------ the algorithm
     def stage_bh(self, synthetic, real_images):
         """Stage 1 — D frozen: update B and H on synthetic images with L_BH.
 
         Returns (synthetic features z_x, real features z_y or None), both without gradient.
         """
+        guard = self._snapshot(self._bh_state())
+        loss, grads, logs, z_x, z_y = self._bh_gradients(
+            synthetic, real_images, self._global_batch(synthetic["image"])
+        )
+        self._apply(self.task_optimizer, grads, self.model.trainable_variables, loss, logs, guard)
+        return z_x, z_y
+
+    def _bh_gradients(self, synthetic, real_images, global_batch, salt: int = 0):
+        """L_BH of one (micro-)batch, divided by ``global_batch``, and its B/H gradients.
+
+        Returns (loss, gradients, per-example logs, z_x, z_y) with z_x / z_y (None without
+        adaptation / bi-fool) cut from the graph.
+        """
+        del salt  # stage 1 has no randomness of its own
         cfg, w = self.config, self.weights_
         x = synthetic["image"]
-        global_batch = self._global_batch(x)
+        optimizer = self.task_optimizer
+        logs = {}
         z_y = None
         with tf.GradientTape() as tape:
             taps, predictions = self.model.forward(x, training=True)
+            # Losses in float32 whatever the compute dtype (mixed precision).
+            predictions = {k: tf.cast(v, tf.float32) for k, v in predictions.items()}
             total = tf.zeros([tf.shape(x)[0]])
             for task in cfg.tasks:
                 per_example = _TASK_LOSSES[task](predictions[task], synthetic, cfg)
-                self.trackers[f"loss_{task}"].update_state(per_example)
+                logs[f"loss_{task}"] = per_example
                 total += w.get(task, 0.0) * per_example
             if cfg.adapt:
-                z_x = taps[self.tap]
                 # Fool D: synthetic features should look real.
                 adversarial = losses.patch_bce_per_example(
-                    self.discriminator(z_x, training=True), losses.REAL
+                    self._discriminate(taps[self.tap]), losses.REAL
                 )
                 if cfg.real_images_update_base:
                     # Bi-fool: real features should also look synthetic (B learns from y).
                     z_y = self._real_features(real_images, training=True)
                     adversarial += losses.patch_bce_per_example(
-                        self.discriminator(z_y, training=True), losses.SYNTHETIC
+                        self._discriminate(z_y), losses.SYNTHETIC
                     )
-                self.trackers["loss_adv"].update_state(adversarial)
+                logs["loss_adv"] = adversarial
                 total += w.get("adversarial", 0.0) * adversarial
-            self.trackers["loss_bh"].update_state(total)
+            logs["loss_bh"] = total
             loss = tf.reduce_sum(total) / global_batch
-        variables = self.model.trainable_variables
-        grads = tape.gradient(loss, variables)
-        self.task_optimizer.apply(grads, variables)
+            # Identity for plain optimizers; × the dynamic scale for a LossScaleOptimizer,
+            # whose apply() divides the gradients by it again.
+            scaled_loss = optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled_loss, self.model.trainable_variables)
         if not cfg.adapt:
-            return None, None
+            return loss, grads, logs, None, None
         z_x = tf.stop_gradient(taps[self.tap])
         z_y = None if z_y is None else tf.stop_gradient(z_y)
-        return z_x, z_y
+        return loss, grads, logs, z_x, z_y
 
     def stage_d(self, z_x, z_y, real_images):
         """Stage 2 — B frozen: update D on (pooled) synthetic vs real features with L_D."""
+        guard = self._snapshot(self._d_state())
+        loss, grads, logs = self._d_gradients(z_x, z_y, real_images, self._global_batch(z_x))
+        self._apply(
+            self.disc_optimizer, grads, self.discriminator.trainable_variables, loss, logs, guard
+        )
+
+    def _d_gradients(self, z_x, z_y, real_images, global_batch, salt: int = 0):
+        """L_D of one (micro-)batch, divided by ``global_batch``, and D's gradients."""
         if z_y is None:
             z_y = tf.stop_gradient(self._real_features(real_images, training=True))
-        z_hist = self.pool(z_x, seed=self._step_seed(3))
-        global_batch = self._global_batch(z_x)
+        z_hist = self.pool(z_x, seed=self._step_seed(3 + salt))
         with tf.GradientTape() as tape:
-            logits_syn = self.discriminator(z_hist, training=True)
-            logits_real = self.discriminator(z_y, training=True)
+            logits_syn = self._discriminate(z_hist)
+            logits_real = self._discriminate(z_y)
             per_syn = losses.patch_bce_per_example(logits_syn, losses.SYNTHETIC)
             per_real = losses.patch_bce_per_example(logits_real, losses.REAL)
             loss = (tf.reduce_sum(per_syn) + tf.reduce_sum(per_real)) / global_batch
-        variables = self.discriminator.trainable_variables
-        self.disc_optimizer.apply(tape.gradient(loss, variables), variables)
-        self.trackers["loss_d"].update_state(per_syn + per_real)
-        self.trackers["d_acc_synthetic"].update_state(
-            losses.patch_accuracy_per_example(logits_syn, losses.SYNTHETIC)
-        )
-        self.trackers["d_acc_real"].update_state(
-            losses.patch_accuracy_per_example(logits_real, losses.REAL)
+            scaled_loss = self.disc_optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
+        logs = {
+            "loss_d": per_syn + per_real,
+            "d_acc_synthetic": losses.patch_accuracy_per_example(logits_syn, losses.SYNTHETIC),
+            "d_acc_real": losses.patch_accuracy_per_example(logits_real, losses.REAL),
+        }
+        return loss, grads, logs
+
+    # ------------------------------------------------------------------ non-finite steps
+    def _bh_state(self):
+        """What stage 1 may change: B/H (BN statistics included), D's BN statistics (D runs
+        in training mode to give the adversarial term), the task optimizer."""
+        return (
+            self.model.variables
+            + self.discriminator.non_trainable_variables
+            + _optimizer_state(self.task_optimizer)
         )
 
+    def _d_state(self):
+        """What stage 2 may change: D, its optimizer, the pool, B's BN statistics (z_y)."""
+        return (
+            self.discriminator.variables
+            + _optimizer_state(self.disc_optimizer)
+            + self.pool.variables
+            + self.model.non_trainable_variables
+        )
+
+    def _snapshot(self, variables):
+        """Values to roll back to (only under ``nonfinite_policy="skip"``)."""
+        if self.nonfinite_policy != "skip":
+            return None
+        return [(v, tf.identity(v.value)) for v in variables]
+
+    def _apply(self, optimizer, grads, variables, loss, logs, guard):
+        if guard is None:
+            optimizer.apply(grads, variables)
+            self._track(logs)
+            return
+        finite = _all_replicas_finite([loss, *logs.values()] + _unscaled_checks(optimizer, grads))
+        safe = [None if g is None else tf.where(finite, g, tf.zeros_like(g)) for g in grads]
+        optimizer.apply(safe, variables)
+        for variable, saved in guard:
+            variable.assign(tf.where(finite, variable.value, saved))
+        self._track(logs, finite)
+        self.trackers["skipped_steps"].update_state(1.0 - tf.cast(finite, tf.float32))
+
+    # ------------------------------------------------------------------ one step
     def train_step(self, data):
         synthetic = dict(data["synthetic"])
         synthetic["image"] = self._maybe_grayscale(synthetic["image"], salt=1)
         real_images = None
         if self.config.adapt:
             real_images = self._maybe_grayscale(data["real"]["image"], salt=2)
+        if self.grad_accum_steps > 1:
+            self._accumulated_step(synthetic, real_images)
+            return self._results(self.trackers)
         # Stage 1: D frozen, B and H learn the tasks and to fool D.
         z_x, z_y = self.stage_bh(synthetic, real_images)
         # Stage 2: B frozen, D learns to tell synthetic from real features.
@@ -209,13 +334,64 @@ class MultiTaskAdversarialTrainer(keras.Model):
             self.stage_d(z_x, z_y, real_images)
         return self._results(self.trackers)
 
+    def _accumulated_step(self, synthetic, real_images):
+        """Algorithm 1 on k micro-batches: sum the gradients of each stage, apply once.
+
+        Micro-batch i+1 starts after micro-batch i's gradients exist (control
+        dependencies), so only one micro-batch's activations are alive at a time.
+        """
+        k = self.grad_accum_steps
+        global_batch = self._global_batch(synthetic["image"])
+        micro_syn = _split(synthetic, k)
+        micro_real = [None] * k if real_images is None else _split(real_images, k)
+
+        guard = self._snapshot(self._bh_state())
+        total_loss, acc, logs, features = 0.0, None, [], []
+        for i in range(k):
+            with tf.control_dependencies(_tensors(acc)):
+                syn_i = tf.nest.map_structure(tf.identity, micro_syn[i])
+            loss, grads, logs_i, z_x, z_y = self._bh_gradients(syn_i, micro_real[i], global_batch)
+            total_loss += loss
+            acc = grads if acc is None else [_add(a, g) for a, g in zip(acc, grads)]
+            logs.append(logs_i)
+            features.append((z_x, z_y))
+        self._apply(
+            self.task_optimizer,
+            acc,
+            self.model.trainable_variables,
+            total_loss,
+            _concat_logs(logs),
+            guard,
+        )
+        if not self.config.adapt:
+            return
+
+        guard = self._snapshot(self._d_state())
+        total_loss, acc, logs = 0.0, None, []
+        for i in range(k):
+            with tf.control_dependencies(_tensors(acc)):
+                z_x = tf.identity(features[i][0])
+            # Salt 0 for the first micro-batch: k = 1 draws exactly what stage_d draws.
+            loss, grads, logs_i = self._d_gradients(
+                z_x, features[i][1], micro_real[i], global_batch, salt=100 * i
+            )
+            total_loss += loss
+            acc = grads if acc is None else [_add(a, g) for a, g in zip(acc, grads)]
+            logs.append(logs_i)
+        self._apply(
+            self.disc_optimizer,
+            acc,
+            self.discriminator.trainable_variables,
+            total_loss,
+            _concat_logs(logs),
+            guard,
+        )
+
     def test_step(self, data):
         synthetic = data["synthetic"] if "synthetic" in data else data
-        x = synthetic["image"]
-        if self.config.grayscale:
-            # Deterministic evaluation input: the mean of the channels (same scale as one channel).
-            x = tf.repeat(tf.reduce_mean(x, axis=-1, keepdims=True), 3, axis=-1)
+        x = evaluation_input(synthetic["image"], self.config.grayscale)
         predictions = self.model(x, training=False)
+        predictions = {k: tf.cast(v, tf.float32) for k, v in predictions.items()}
         physical = to_physical(predictions)
         valid = synthetic["valid"]
         for task in self.config.tasks:
@@ -245,4 +421,63 @@ class MultiTaskAdversarialTrainer(keras.Model):
         return self.model(images, training=training)
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name}
+        return {
+            "config": self.config.to_dict(),
+            "grad_accum_steps": self.grad_accum_steps,
+            "nonfinite_policy": self.nonfinite_policy,
+            "name": self.name,
+        }
+
+
+# ---------------------------------------------------------------------- helpers
+def _optimizer_state(optimizer):
+    """An optimizer's slots and step; for a LossScaleOptimizer, its inner optimizer's only:
+    the dynamic loss scale must keep its own reaction to overflow (halving)."""
+    if optimizer is None:
+        return []
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    return list(inner.variables)
+
+
+def _unscaled_checks(optimizer, grads):
+    """Gradients to check for the skip policy. A LossScaleOptimizer already skips
+    steps whose scaled gradients overflow (and lowers its scale), so those are not
+    counted as non-finite steps; only its loss is checked."""
+    if hasattr(optimizer, "inner_optimizer"):
+        return []
+    return [g for g in grads if g is not None]
+
+
+def _all_replicas_finite(tensors):
+    """True iff every tensor is finite on every replica (all replicas take one branch)."""
+    bad = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(t), tf.float32)) for t in tensors])
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, bad)
+    return tf.equal(bad, 0.0)
+
+
+def _split(structure, k):
+    """k micro-batches of a batch (a tensor or a dict of tensors) along axis 0."""
+    leaves = tf.nest.flatten(structure)
+    batch = leaves[0].shape[0]
+    if batch is not None and batch % k:
+        raise ValueError(
+            f"The per-replica batch ({batch}) must be divisible by grad_accum_steps ({k})."
+        )
+    parts = [tf.split(leaf, k, axis=0) for leaf in leaves]
+    return [tf.nest.pack_sequence_as(structure, [p[i] for p in parts]) for i in range(k)]
+
+
+def _add(a, b):
+    if a is None or b is None:
+        return a if b is None else b
+    return a + b
+
+
+def _tensors(grads):
+    return [] if grads is None else [g for g in grads if g is not None]
+
+
+def _concat_logs(logs):
+    return {name: tf.concat([entry[name] for entry in logs], axis=0) for name in logs[0]}
