@@ -52,7 +52,8 @@ def load_split(name: str, split: str, data_dir: str | None, builder=None) -> tf.
             f"tfds dataset {name!r} is not prepared under data_dir={data_dir!r} (looked in "
             f"{builder.data_dir}). Prepare it once with: {build_command(name, data_dir)}"
         )
-    if split.split("[")[0] not in available:
+    unknown = [p for p in split.split("+") if p.split("[")[0].strip() not in available]
+    if unknown:
         raise ValueError(
             f"tfds dataset {name!r} has no split {split!r}. Expected one of "
             f"{sorted(available)}. Received: split={split!r}"

@@ -2,6 +2,7 @@
 
 import numpy as np
 import tensorflow_datasets as tfds
+from tensorflow_datasets.object_detection.voc import Voc
 
 STRIPE_CLASSES = ("horizontal", "vertical", "flat")
 
@@ -59,3 +60,38 @@ def prepared(builder_cls, data_dir):
         download_config=tfds.download.DownloadConfig(manual_dir=str(data_dir))
     )
     return builder
+
+
+def _voc_palette():
+    rng = np.random.default_rng(123)
+    return rng.integers(0, 256, (20, 3))
+
+
+class TinyVoc(Voc, skip_registration=True):
+    """tfds' own VOC builder (same features, on-disk format) with tiny generated splits.
+
+    Image i of a split shows class ``i % 20`` as its colour (learnable); every fifth image
+    also holds a *difficult* object of the next class (devkit label 0 there).
+    """
+
+    def _split_generators(self, dl_manager):
+        return {
+            "train": self._generate_examples(20, seed=0),
+            "validation": self._generate_examples(20, seed=1),
+            "test": self._generate_examples(20, seed=2),
+        }
+
+    def _generate_examples(self, num, seed):
+        rng = np.random.default_rng(seed)
+        palette = _voc_palette()
+        for i in range(num):
+            c = i % 20
+            image = np.clip(palette[c] + rng.normal(0, 8, (40, 48, 3)), 0, 255).astype(np.uint8)
+            objects = [{"label": c, "bbox": tfds.features.BBox(0.1, 0.1, 0.9, 0.9), "pose": 0,
+                        "is_truncated": False, "is_difficult": False}]  # fmt: skip
+            if i % 5 == 0:
+                objects.append({**objects[0], "label": (c + 1) % 20, "is_difficult": True})
+            labels = sorted({o["label"] for o in objects})
+            easy = sorted({o["label"] for o in objects if not o["is_difficult"]})
+            yield i, {"image": image, "image/filename": f"{seed}_{i}.jpg", "objects": objects,
+                      "labels": labels, "labels_no_difficult": easy}  # fmt: skip
