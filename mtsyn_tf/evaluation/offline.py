@@ -33,6 +33,7 @@ GAP_TAPS = {
     "alexnet": ("conv1", "conv3", "conv5", "fc7"),
     "vgg16": ("conv1_2", "conv3_3", "conv5_3"),
 }
+PARTS = ("qualitative", "domain_gap", "motorcycle")
 DEPTH_TABLE_METRICS = ("abs_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3")
 
 
@@ -58,8 +59,8 @@ def synthetic_batch(synthetic_dir: str, split: str, num: int, image_size: int) -
     return {k: np.asarray(v) for k, v in batch.items()}
 
 
-def _models(workdir, compare_workdirs, seed):
-    model, info = load_run_model(workdir)
+def _models(workdir, compare_workdirs, seed, expected_preset=None):
+    model, info = load_run_model(workdir, expected_preset=expected_preset)
     name = os.path.basename(os.path.normpath(workdir)) or "run"
     models = {name: (model, info["grayscale"])}
     if isinstance(compare_workdirs, dict):
@@ -153,34 +154,90 @@ def _motorcycle_section(models, tmp):
     return section, results
 
 
+def _qualitative_section(
+    models, name, info, batch, photos, centre_crops, split, synthetic_dir, tmp
+):
+    model, grayscale = models[name]
+    arch = model.preset["arch"]
+    rel = "qualitative/conv1_filters.png"
+    filters = qualitative.conv1_filter_grid(model, os.path.join(tmp, rel))
+    rel_pred = "qualitative/synthetic_predictions.png"
+    qualitative.prediction_grid(
+        model, {k: v[:6] for k, v in batch.items()}, os.path.join(tmp, rel_pred), grayscale
+    )
+    rel_real = "qualitative/real_predictions.png"
+    qualitative.real_prediction_sheet(
+        model, centre_crops, os.path.join(tmp, rel_real),
+        names=[p["image_id"] for p in photos], grayscale=grayscale,
+    )  # fmt: skip
+    rel_nn = "qualitative/conv5_neighbours.png"
+    nn_tap = "conv5" if arch == "alexnet" else "conv5_3"
+    database = np.concatenate([centre_crops, batch["image"]])
+    neighbours = qualitative.nearest_neighbour_sheet(
+        models, database, os.path.join(tmp, rel_nn), num_queries=6, k=4, tap=nn_tap
+    )
+    section = Section(
+        "Qualitative",
+        text=(
+            f"Run {name} ({info['checkpoint']}); held-out synthetic split {split!r} of "
+            f"{synthetic_dir}; real photos embedded in scikit-image/scikit-learn. "
+            f"Nearest neighbours: cosine on flattened {nn_tap}, database = "
+            f"{len(centre_crops)} photos + {len(batch['image'])} synthetic images."
+        ),
+        images=[
+            ("conv1 filters", rel),
+            ("Held-out synthetic predictions", rel_pred),
+            ("Predictions on real photos", rel_real),
+            (f"{nn_tap} nearest neighbours (query | top-4 per model)", rel_nn),
+        ],
+    )
+    results = {
+        "conv1_filters": {"num_filters": filters["num_filters"]},
+        "nearest_neighbours": {k: v for k, v in neighbours.items() if k != "path"},
+    }
+    return section, results
+
+
 def offline_report(
     workdir: str,
-    synthetic_dir: str,
+    synthetic_dir: str | None,
     output_dir: str,
     compare_workdirs=None,
     split: str = "test",
     num_synthetic: int = 32,
     seed: int = 0,
+    parts=PARTS,
+    expected_preset: str | dict | None = None,
 ) -> dict:
     """Qualitative sheets, domain-gap table and motorcycle depth for one training run.
 
     Args:
         workdir: training run directory (``config.json`` + ``checkpoints/``).
-        synthetic_dir: synthetic shards with a held-out ``split``.
+        synthetic_dir: synthetic shards with a held-out ``split`` (None: motorcycle only).
         output_dir: the report directory; replaced atomically (never left half-written).
         compare_workdirs: other runs (e.g. no-DA) as a list of workdirs or ``{name: workdir}``.
         num_synthetic: held-out synthetic images used (≥ 4).
+        parts: any of ``PARTS`` ("qualitative", "domain_gap", "motorcycle").
+        expected_preset: fail (before writing anything) unless the run used this preset.
 
     Returns:
         ``results.json``'s content plus ``"files"`` (absolute paths) and ``"seconds"``.
     """
     start = time.time()
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise ValueError(f"parts must be a non-empty subset of {PARTS}. Received: parts={parts}")
     if num_synthetic < 4:
         raise ValueError(f"num_synthetic must be >= 4. Received: num_synthetic={num_synthetic}")
-    name, models, info = _models(workdir, compare_workdirs, seed)
+    name, models, info = _models(workdir, compare_workdirs, seed, expected_preset)
     model, grayscale = models[name]
     size, arch = model.image_size, model.preset["arch"]
-    batch = synthetic_batch(synthetic_dir, split, num_synthetic, size)
+    needs_synthetic = "qualitative" in parts or "domain_gap" in parts
+    if needs_synthetic and not synthetic_dir:
+        raise ValueError(
+            f"parts {parts} need synthetic shards. Received: synthetic_dir={synthetic_dir!r}"
+        )
+    batch = synthetic_batch(synthetic_dir, split, num_synthetic, size) if needs_synthetic else None
     photos = embedded_photos()
     real_images, real_groups = [], []
     for i, photo in enumerate(photos):
@@ -193,62 +250,30 @@ def offline_report(
     da_tap = model.preset["da_tap"] if model.preset["da_tap"] in taps else taps[-1]
 
     with report_directory(output_dir) as tmp:
-        files = {}
         sections = []
-        rel = "qualitative/conv1_filters.png"
-        filters = qualitative.conv1_filter_grid(model, os.path.join(tmp, rel))
-        rel_pred = "qualitative/synthetic_predictions.png"
-        qualitative.prediction_grid(
-            model, {k: v[:6] for k, v in batch.items()}, os.path.join(tmp, rel_pred), grayscale
-        )
-        rel_real = "qualitative/real_predictions.png"
-        qualitative.real_prediction_sheet(
-            model, centre_crops, os.path.join(tmp, rel_real),
-            names=[p["image_id"] for p in photos], grayscale=grayscale,
-        )  # fmt: skip
-        rel_nn = "qualitative/conv5_neighbours.png"
-        nn_tap = "conv5" if arch == "alexnet" else "conv5_3"
-        database = np.concatenate([centre_crops, batch["image"]])
-        neighbours = qualitative.nearest_neighbour_sheet(
-            models, database, os.path.join(tmp, rel_nn), num_queries=6, k=4, tap=nn_tap
-        )
-        sections.append(
-            Section(
-                "Qualitative",
-                text=(
-                    f"Run {name} ({info['checkpoint']}); held-out synthetic split {split!r} of "
-                    f"{synthetic_dir}; real photos embedded in scikit-image/scikit-learn. "
-                    f"Nearest neighbours: cosine on flattened {nn_tap}, database = "
-                    f"{len(centre_crops)} photos + {len(batch['image'])} synthetic images."
-                ),
-                images=[
-                    ("conv1 filters", rel),
-                    ("Held-out synthetic predictions", rel_pred),
-                    ("Predictions on real photos", rel_real),
-                    (f"{nn_tap} nearest neighbours (query | top-4 per model)", rel_nn),
-                ],
-            )
-        )
-        gap_section, gap = _gap_section(
-            models, batch["image"], real_images, real_groups, taps, da_tap, tmp, seed
-        )
-        sections.append(gap_section)
-        moto_section, moto = _motorcycle_section(models, tmp)
-        if moto_section is not None:
-            sections.append(moto_section)
         results = {
             "run": {"name": name, "checkpoint": info["checkpoint"], "preset": info["preset"]},
             "models": list(models),
-            "conv1_filters": {"num_filters": filters["num_filters"]},
-            "nearest_neighbours": {k: v for k, v in neighbours.items() if k != "path"},
-            "domain_gap": gap,
-            "domain_gap_protocol": {
+        }
+        if "qualitative" in parts:
+            section, results["qualitative"] = _qualitative_section(
+                models, name, info, batch, photos, centre_crops, split, synthetic_dir, tmp
+            )
+            sections.append(section)
+        if "domain_gap" in parts:
+            section, results["domain_gap"] = _gap_section(
+                models, batch["image"], real_images, real_groups, taps, da_tap, tmp, seed
+            )
+            sections.append(section)
+            results["domain_gap_protocol"] = {
                 "classifier": "logistic regression (C=1)",
                 "split": "halves by group (photo), balanced",
                 "da_tap": da_tap,
-            },
-            "motorcycle": moto,
-        }
+            }
+        if "motorcycle" in parts:
+            section, results["motorcycle"] = _motorcycle_section(models, tmp)
+            if section is not None:
+                sections.append(section)
         write_report(tmp, f"Offline evaluation of {name}", sections, results)
         files = [os.path.relpath(os.path.join(r, f), tmp) for r, _, fs in os.walk(tmp) for f in fs]
     out = os.path.abspath(output_dir)
