@@ -4,8 +4,7 @@ Protocol (Zhang et al. 2017 as in VISSL): the base is frozen and run in inferenc
 each tap is adaptive-average-pooled to ≈9k dimensions (grid sizes in
 ``mtsyn_tf.evaluation.features``), flattened, standardised by a BatchNorm without affine
 terms, momentum 0.9 (a fixed per-dimension scale after training; it only conditions the
-optimisation),
-and fed to one multinomial logistic regression (dense + softmax) per tap. All taps train
+optimisation), and fed to one multinomial logistic regression (dense + softmax) per tap. All taps train
 together from one forward pass per batch with SGD (momentum 0.9, decoupled weight decay).
 Training views are random crops + flips, evaluation views a centre crop. We report top-1
 accuracy (percent) per tap, computed with numpy from the logits.
