@@ -1,6 +1,6 @@
 """Rebuilds a MultiTaskNet from a training workdir and restores its weights only.
 
-A training run writes ``<workdir>/config.json`` (``{"preset": {...}, ...}``) and
+A training run writes ``<workdir>/config.json`` (``{"resolved_preset": {...}, ...}``) and
 ``tf.train.Checkpoint(model=<MultiTaskNet>, optimizers..., epoch...)`` files under
 ``<workdir>/checkpoints/``. Exports need the model and nothing else, so the loader builds
 the net from the recorded preset, restores ``model`` with ``expect_partial()`` (the
@@ -54,18 +54,24 @@ def resolve_checkpoint(workdir_or_ckpt: str) -> tuple[str, str]:
 
 
 def read_preset(config_path: str) -> dict:
-    """Reads and validates the ``preset`` entry of a run's config.json."""
+    """Reads and validates the model preset of a run's config.json.
+
+    Training runs record the fully resolved preset under ``resolved_preset`` (and the
+    preset's name under ``preset``); a bare ``{"preset": {...}}`` is accepted too.
+    """
     try:
         with open(config_path) as f:
             config = json.load(f)
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"Unreadable config.json ({err}). Received: {config_path}") from err
-    if not isinstance(config, dict) or not isinstance(config.get("preset"), dict):
+    if not isinstance(config, dict) or not isinstance(
+        config.get("resolved_preset", config.get("preset")), dict
+    ):
         raise ValueError(
-            f'config.json must hold {{"preset": {{...}}}}. Received: {config_path} with keys '
+            f'config.json must hold {{"resolved_preset": {{...}}}} (written by training). Received: {config_path} with keys '
             f"{sorted(config) if isinstance(config, dict) else type(config).__name__}"
         )
-    return get_preset(config["preset"])
+    return get_preset(config.get("resolved_preset", config["preset"]))
 
 
 def _tracked_paths(root) -> dict:
@@ -90,37 +96,6 @@ def untracked_weights(model) -> list[str]:
     """Model weights that ``tf.train.Checkpoint(model=model)`` cannot save or restore."""
     paths = _tracked_paths(tf.train.Checkpoint(model=model))
     return [w.path for w in model.weights if id(w) not in paths]
-
-
-def _check_weights_present(model, prefix: str) -> None:
-    root = tf.train.Checkpoint(model=model)
-    paths = _tracked_paths(root)
-    try:
-        shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
-    except (tf.errors.OpError, ValueError) as err:
-        raise ValueError(f"Corrupt or unreadable checkpoint ({err}). Received: {prefix}") from err
-    problems = []
-    for weight in model.weights:
-        key = paths.get(id(weight))
-        if key is None:
-            problems.append(f"{weight.path}: not tracked by tf.train.Checkpoint(model=...)")
-            continue
-        saved = shapes.get(key + _VALUE_SUFFIX)
-        if saved is None:
-            problems.append(f"{weight.path}: missing from the checkpoint")
-        elif tuple(saved) != tuple(weight.shape):
-            problems.append(
-                f"{weight.path}: checkpoint shape {tuple(saved)} != {tuple(weight.shape)}"
-            )
-    if problems:
-        shown = "; ".join(problems[:5]) + (
-            f"; ... ({len(problems)} in all)" if len(problems) > 5 else ""
-        )
-        raise ValueError(
-            "The checkpoint does not match the model built from config.json (preset mismatch, "
-            f"a checkpoint from another run, or weights the checkpoint cannot hold): {shown}. "
-            f"Received: {prefix}"
-        )
 
 
 def load_model_from_checkpoint(workdir_or_ckpt: str, expected_preset: str | dict | None = None):
@@ -153,9 +128,34 @@ def load_model_from_checkpoint(workdir_or_ckpt: str, expected_preset: str | dict
                 f"recorded={preset.get('name', preset)!r}"
             )
     model = build_multitask_model(preset)
-    _check_weights_present(model, prefix)
+    missing = untracked_weights(model)
+    if missing:
+        raise ValueError(
+            f"These model weights cannot be saved or restored by tf.train.Checkpoint: {missing[:5]}"
+            f" ({len(missing)} in all). Received: {prefix}"
+        )
     try:
-        tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
-    except (tf.errors.OpError, ValueError, AssertionError) as err:
+        # Matching is by object graph, not by key name: a training checkpoint also holds the
+        # discriminator and optimizers (expect_partial), but every model weight must match.
+        status = tf.train.Checkpoint(model=model).restore(prefix)
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+    except tf.errors.OpError as err:
         raise ValueError(f"Corrupt or unreadable checkpoint ({err}). Received: {prefix}") from err
-    return model, {"checkpoint": prefix, "config": config_path, "preset": preset}
+    except (ValueError, AssertionError) as err:
+        raise ValueError(
+            "The checkpoint does not match the model built from config.json (preset mismatch "
+            f"or a checkpoint from another run): {str(err)[:400]}. Received: {prefix}"
+        ) from err
+    return model, {
+        "checkpoint": prefix,
+        "config": config_path,
+        "preset": preset,
+        "grayscale": read_grayscale(config_path),
+    }
+
+
+def read_grayscale(config_path: str) -> bool:
+    """Whether the run trained on grey inputs (then it is evaluated on the channel mean)."""
+    with open(config_path) as f:
+        return bool(json.load(f).get("trainer", {}).get("grayscale", False))

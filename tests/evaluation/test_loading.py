@@ -48,7 +48,7 @@ def test_missing_checkpoint_and_config(tmp_path):
     other = build_multitask_model("small")
     workdir = write_trainer_workdir(other, tmp_path / "run")
     (tmp_path / "run" / "config.json").write_text(json.dumps({"epochs": 3}))
-    with pytest.raises(ValueError, match="records no model"):
+    with pytest.raises(ValueError, match="resolved_preset"):
         load_run_model(workdir)
 
 

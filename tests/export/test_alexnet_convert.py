@@ -92,7 +92,9 @@ def test_krahenbuhl_rescaling(small_model, images):
     assert first.max() / first.min() > 1.5  # something to equalise …
     assert ratios.max() / ratios.min() < 1.01  # … and equalised
     final = net(images)
-    np.testing.assert_allclose(final["fc7"] * sigma, before["fc7"], atol=1e-4 * before["fc7"].max())
+    # float32 round-off compounds over seven rescaled layers and the gradient-ratio passes:
+    # measured up to 5e-4 of the max (oneDNN, 2 threads), so 1e-3 here.
+    np.testing.assert_allclose(final["fc7"] * sigma, before["fc7"], atol=1e-3 * before["fc7"].max())
 
 
 def test_caffe_blobs_reproduce_conv1_and_fc6_on_bgr_0_255(alexnet, images):
