@@ -1,0 +1,262 @@
+"""The main job, end to end on the embedded data: render → real domain → train → evaluate →
+export → report. ``scripts/demo.py`` is its command line; ``make demo`` runs that in a
+fresh virtualenv.
+
+Everything lands under one workspace directory (layout in WORKSPACE.md). Steps whose
+outputs already exist are reused (the renderer's output is a pure function of its
+settings), so a second ``make demo`` only retrains when asked to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+
+import cv2
+import numpy as np
+from absl import logging
+
+# No TensorFlow import at module level: the renderer's worker processes are spawned and
+# re-import the main script, and DrJit must never be loaded after TensorFlow in a process.
+from mtsyn_tf.trainer.run_record import write_json_atomic
+
+# (metric, direction, task) for the headline table: trained must beat untrained on each.
+HEADLINE_METRICS = (
+    ("depth_abs_rel", "lower", "depth"),
+    ("depth_rmse", "lower", "depth"),
+    ("depth_delta1", "higher", "depth"),
+    ("normals_mean", "lower", "normals"),
+    ("normals_median", "lower", "normals"),
+    ("normals_pct_22_5", "higher", "normals"),
+    ("contour_ap", "higher", "contour"),
+    ("contour_f_0_5", "higher", "contour"),
+)
+
+
+@dataclasses.dataclass
+class DemoConfig:
+    workspace: str = "workspace"
+    num_scenes: int = 192
+    num_test_scenes: int = 32
+    resolution: int = 227
+    spp: int = 8
+    workers: int = 2
+    preset: str = "small"
+    batch_size: int = 16
+    epochs: int = 8
+    steps_per_epoch: int = 40
+    learning_rate: float = 1e-3
+    # The renders are simple rooms; 350 contour pixels (the reference's cut, for SUNCG)
+    # would drop a large share of them from the edge loss.
+    min_edge_pixels: int = 100
+    seed: int = 0
+    retrain: bool = False
+
+    @property
+    def paths(self) -> dict:
+        ws = self.workspace
+        return {
+            "synthetic": os.path.join(ws, "data", "synthetic", "demo"),
+            "real": os.path.join(ws, "data", "real", "embedded"),
+            "run": os.path.join(ws, "runs", "demo"),
+            "serving": os.path.join(ws, "exports", "demo", "serving"),
+            "onnx": os.path.join(ws, "exports", "demo", "onnx"),
+            "report": os.path.join(ws, "reports", "demo"),
+        }
+
+
+class _Timer:
+    def __init__(self):
+        self.seconds = {}
+
+    def step(self, name: str, fn, *args, **kwargs):
+        logging.info("=== demo step: %s ===", name)
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        self.seconds[name] = round(time.perf_counter() - start, 1)
+        logging.info("=== %s done in %.1f s ===", name, self.seconds[name])
+        return result
+
+
+def _render(cfg: DemoConfig, path: str) -> dict:
+    from mtsyn_tf.data import shards
+    from mtsyn_tf.render.generate import RenderConfig, generate_dataset
+
+    settings = {
+        "num_scenes": cfg.num_scenes,
+        "num_test_scenes": cfg.num_test_scenes,
+        "resolution": cfg.resolution,
+        "spp": cfg.spp,
+        "seed": cfg.seed,
+    }
+    stamp = os.path.join(path, "demo_render_settings.json")
+    if os.path.exists(stamp) and json.load(open(stamp)) == settings:
+        shards.list_shards(path, "train")
+        logging.info("Reusing the rendered set in %s (same settings).", path)
+        return {"reused": True, **settings}
+    if os.path.exists(path):
+        shutil.rmtree(path)
+    render_config = RenderConfig(resolution=cfg.resolution, spp=cfg.spp, seed=cfg.seed)
+    summary = generate_dataset(
+        path,
+        cfg.num_scenes,
+        cfg.num_test_scenes,
+        render_config,
+        workers=cfg.workers,
+        keep_samples=8,
+    )
+    samples = summary.pop("samples", [])
+    if samples:
+        from mtsyn_tf.data.sample_grid import write_sample_grid
+
+        write_sample_grid(samples, os.path.join(path, "sample_grid.png"))
+    write_json_atomic(stamp, settings)
+    return summary
+
+
+def _real_domain(path: str) -> dict:
+    from mtsyn_tf.data import real_domain, shards
+
+    if os.path.exists(os.path.join(path, shards.MANIFEST_NAME)):
+        return {
+            "reused": True,
+            "records": shards.read_manifest(path)["splits"]["train"]["num_records"],
+        }
+    return real_domain.write_real_shards(real_domain.EMBEDDED, path, overwrite=True)
+
+
+def _run_config(cfg: DemoConfig):
+    from mtsyn_tf.trainer.config import TrainerConfig
+    from mtsyn_tf.trainer.loop import RunConfig
+
+    p = cfg.paths
+    return RunConfig(
+        workdir=p["run"],
+        synthetic_dir=p["synthetic"],
+        real_source=p["real"],
+        preset=cfg.preset,
+        trainer=TrainerConfig(min_edge_pixels=cfg.min_edge_pixels, seed=cfg.seed),
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        steps_per_epoch=cfg.steps_per_epoch,
+        learning_rate=cfg.learning_rate,
+        seed=cfg.seed,
+        verbose=2,
+    )
+
+
+def _export(run_dir: str, serving_dir: str, onnx_dir: str) -> dict:
+    from mtsyn_tf.export.checkpoint import load_model_from_checkpoint
+    from mtsyn_tf.export.onnx_export import export_onnx_predictor
+    from mtsyn_tf.export.serving import export_for_serving
+
+    model, _ = load_model_from_checkpoint(run_dir)
+    for path in (serving_dir, onnx_dir):
+        if os.path.exists(path):
+            shutil.rmtree(path)
+    version_dir = export_for_serving(model, serving_dir)
+    os.makedirs(onnx_dir, exist_ok=True)
+    onnx_path = export_onnx_predictor(model, os.path.join(onnx_dir, "predictor.onnx"))
+    return {"serving": version_dir, "onnx": onnx_path}
+
+
+def compare(trained: dict, untrained: dict) -> list[dict]:
+    """Rows of the headline table with a verdict per metric."""
+    rows = []
+    for name, direction, task in HEADLINE_METRICS:
+        if name not in trained or name not in untrained:
+            continue
+        t, u = trained[name], untrained[name]
+        better = t < u if direction == "lower" else t > u
+        rows.append(
+            {
+                "metric": name,
+                "task": task,
+                "direction": direction,
+                "untrained": u,
+                "trained": t,
+                "better": bool(better),
+            }
+        )
+    return rows
+
+
+def run_demo(cfg: DemoConfig) -> dict:
+    """Runs every step; returns the results written to ``<report>/results.json``."""
+    from mtsyn_tf.trainer.loop import train, untrained_metrics
+
+    p = cfg.paths
+    timer = _Timer()
+    start = time.perf_counter()
+    render = timer.step("render synthetic scenes", _render, cfg, p["synthetic"])
+    real = timer.step("build embedded real domain", _real_domain, p["real"])
+    run_cfg = _run_config(cfg)
+    if cfg.retrain and os.path.exists(p["run"]):
+        shutil.rmtree(p["run"])
+    untrained = timer.step("evaluate untrained model", untrained_metrics, run_cfg)
+    results = timer.step("train", train, run_cfg)
+    exports = timer.step("export (TF Serving + ONNX)", _export, p["run"], p["serving"], p["onnx"])
+
+    from mtsyn_tf.demo.report import write_demo_report
+
+    summary = {
+        "config": dataclasses.asdict(cfg),
+        "render": {k: v for k, v in render.items() if k != "samples"},
+        "real": {k: v for k, v in real.items() if isinstance(v, (int, float, str, bool))},
+        "untrained": untrained,
+        "trained": results.get("eval", {}),
+        "comparison": compare(results.get("eval", {}), untrained),
+        "train_seconds": results["train_seconds"],
+        "artifacts": {**{k: os.path.abspath(v) for k, v in p.items()}, **exports},
+    }
+    timer.step("report", write_demo_report, summary, p, run_cfg)
+    summary["step_seconds"] = timer.seconds
+    summary["total_seconds"] = round(time.perf_counter() - start, 1)
+    write_json_atomic(os.path.join(p["report"], "results.json"), summary)
+    return summary
+
+
+def prediction_rows(model, batch: dict, count: int) -> np.ndarray:
+    """input | depth gt | depth pred | normals gt | normals pred | contour gt | contour pred."""
+    from mtsyn_tf.models import to_physical
+    from mtsyn_tf.visualize import colorize_contour, colorize_depth, colorize_normals
+
+    images = batch["image"][:count]
+    pred = {k: np.asarray(v) for k, v in to_physical(model(images, training=False)).items()}
+    rows = []
+    for i in range(int(images.shape[0])):
+        gt_depth = np.asarray(batch["depth"][i])[..., 0]
+        valid = np.asarray(batch["valid"][i])[..., 0] > 0
+        near_far = (
+            (max(np.percentile(gt_depth[valid], 2), 1e-3), np.percentile(gt_depth[valid], 98))
+            if valid.any()
+            else None
+        )
+        tiles = [
+            (np.clip(np.asarray(images[i]), 0, 1) * 255).astype(np.uint8),
+            colorize_depth(gt_depth, valid, depth_range=near_far),
+            colorize_depth(pred["depth"][i][..., 0], depth_range=near_far),
+            colorize_normals(np.asarray(batch["normals"][i])),
+            colorize_normals(pred["normals"][i]),
+            colorize_contour(np.asarray(batch["contour"][i])[..., 0]),
+            colorize_contour(pred["contour"][i][..., 0]),
+        ]
+        rows.append(
+            np.concatenate(
+                [np.pad(t, ((2, 2), (2, 2), (0, 0)), constant_values=255) for t in tiles], axis=1
+            )
+        )
+    return np.concatenate(rows, axis=0)
+
+
+def write_png(path: str, rgb: np.ndarray) -> str:
+    """Writes an RGB uint8 image atomically."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp.png"
+    if not cv2.imwrite(tmp, np.ascontiguousarray(rgb[..., ::-1])):
+        raise OSError(f"Could not write {path}")
+    os.replace(tmp, path)
+    return path
