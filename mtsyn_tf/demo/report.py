@@ -97,6 +97,7 @@ def _markdown(summary: dict, figures: dict) -> str:
         f"![predictions]({figures['predictions']})",
         "",
     ]
+    lines += _evaluation_sections(summary.get("evaluation", {}))
     if "data" in figures:
         lines += [
             "## Training data (RGB | depth | normals | contours)",
@@ -107,6 +108,51 @@ def _markdown(summary: dict, figures: dict) -> str:
     lines += ["## Where everything is", ""]
     lines += [f"- **{k}**: `{v}`" for k, v in summary["artifacts"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _evaluation_sections(evaluation: dict) -> list[str]:
+    """Domain-gap and motorcycle tables from the offline evaluation (evaluation/report.html)."""
+    lines = []
+    gap = evaluation.get("domain_gap") or {}
+    if gap:
+        taps = sorted(
+            {t for per_model in gap.values() for t in per_model}, key=lambda t: (len(t), t)
+        )
+        lines += [
+            "## Domain gap: proxy A-distance, held-out synthetic vs embedded real photos",
+            "",
+            "PAD = 2(1 − 2ε) of a linear domain classifier (lower = domains harder to tell apart).",
+            "",
+            "| model | " + " | ".join(taps) + " |",
+            "|" + "---|" * (len(taps) + 1),
+        ]
+        for name, per_tap in gap.items():
+            cells = [f"{per_tap[t]['pad']:.3f}" if t in per_tap else "" for t in taps]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    moto = evaluation.get("motorcycle") or {}
+    if moto:
+        lines += [
+            "## Metric depth on a real photo (Middlebury motorcycle, scikit-image)",
+            "",
+            "| model | scaling | abs_rel | rmse (m) | delta1 |",
+            "|---|---|---|---|---|",
+        ]
+        for name, result in moto.items():
+            for scaling in ("raw", "median_scaled"):
+                r = result.get(scaling, {})
+                if r:
+                    lines.append(
+                        f"| {name} | {scaling} | {r['abs_rel']:.3f} | {r['rmse']:.3f} | {r['delta1']:.3f} |"
+                    )
+        lines.append("")
+    if lines:
+        lines += [
+            "Qualitative sheets (conv1 filters, nearest neighbours, real-photo predictions): "
+            "[evaluation/report.html](evaluation/report.html)",
+            "",
+        ]
+    return lines
 
 
 def _html(markdown: str) -> str:
