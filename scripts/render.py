@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import sys
 
 from absl import app, flags, logging
 
@@ -37,25 +37,9 @@ flags.DEFINE_integer("grid_samples", 8, "Training samples shown in sample_grid.p
 flags.mark_flag_as_required("output_dir")
 
 
-def _prepare_output_dir(path: str, overwrite: bool) -> None:
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"--output_dir exists and is not a directory. Received: {path!r}")
-    if os.path.isdir(path) and os.listdir(path):
-        if not overwrite:
-            raise ValueError(
-                f"--output_dir is not empty: {path!r}. Pass --overwrite to replace its contents."
-            )
-        logging.warning("--overwrite: removing the existing contents of %s", path)
-        shutil.rmtree(path)
-    os.makedirs(path, exist_ok=True)
+def _write_grid(samples, output_dir: str) -> str:
+    from mtsyn_tf.data.sample_grid import write_sample_grid
 
-
-def _write_grid(samples, output_dir: str) -> str | None:
-    try:
-        from mtsyn_tf.data.sample_grid import write_sample_grid
-    except ImportError:
-        logging.warning("mtsyn_tf.data.sample_grid is not available; skipping the preview grid.")
-        return None
     return write_sample_grid(samples, os.path.join(output_dir, "sample_grid.png"))
 
 
@@ -63,7 +47,10 @@ def main(argv):
     del argv
     from mtsyn_tf.render import generate
 
-    _prepare_output_dir(FLAGS.output_dir, FLAGS.overwrite)
+    try:
+        generate.prepare_output_dir(FLAGS.output_dir, FLAGS.overwrite)
+    except ValueError as err:
+        sys.exit(f"render.py: {err}")
     config = generate.RenderConfig(
         resolution=FLAGS.resolution,
         spp=FLAGS.spp,
@@ -95,9 +82,7 @@ def main(argv):
         )
         samples = _first_samples(FLAGS.output_dir, FLAGS.grid_samples)
     if samples:
-        grid = _write_grid(samples, FLAGS.output_dir)
-        if grid:
-            logging.info("Wrote preview grid %s", grid)
+        logging.info("Wrote preview grid %s", _write_grid(samples, FLAGS.output_dir))
     print(json.dumps({k: v for k, v in summary.items()}, indent=2, default=str))
 
 

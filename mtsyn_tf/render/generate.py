@@ -17,6 +17,7 @@ import dataclasses
 import math
 import multiprocessing
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 
@@ -47,6 +48,20 @@ class RenderConfig:
                 )
         if self.seed < 0:
             raise ValueError(f"RenderConfig.seed must be >= 0. Received: seed={self.seed}")
+
+
+def prepare_output_dir(path: str, overwrite: bool) -> None:
+    """Makes ``path`` an empty directory; refuses to clobber a non-empty one unless asked."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"--output_dir exists and is not a directory. Received: {path!r}")
+    if os.path.isdir(path) and os.listdir(path):
+        if not overwrite:
+            raise ValueError(
+                f"--output_dir is not empty: {path!r}. Pass --overwrite to replace its contents."
+            )
+        logging.warning("--overwrite: removing the existing contents of %s", path)
+        shutil.rmtree(path)
+    os.makedirs(path, exist_ok=True)
 
 
 def split_scene_ids(num_scenes: int, num_test_scenes: int = 0) -> dict[str, range]:
