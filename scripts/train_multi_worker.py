@@ -1,0 +1,82 @@
+"""Trains on several machines (or processes) with MultiWorkerMirroredStrategy.
+
+One process per host; every process gets the same command except --task_index (or its
+own TF_CONFIG), and the same --workdir on a shared filesystem. --batch_size is per
+worker (per replica), so the global batch is batch_size × workers × grad_accum_steps.
+All of scripts/train.py's flags apply (except --strategy and --jit_compile).
+
+Examples:
+  # Two workers on one machine (loopback ports):
+  python scripts/train_multi_worker.py --worker_hosts=localhost:12345,localhost:12346 \
+      --task_index=0 --preset=small --workdir=/shared/runs/mw ... &
+  python scripts/train_multi_worker.py --worker_hosts=localhost:12345,localhost:12346 \
+      --task_index=1 --preset=small --workdir=/shared/runs/mw ...
+
+  # Or with TF_CONFIG (what Kubernetes operators set):
+  TF_CONFIG='{"cluster": {"worker": ["w0:2222", "w1:2222"]}, "task": {"type": "worker", "index": 0}}' \
+      python scripts/train_multi_worker.py --workdir=/shared/runs/mw ...
+
+Without --worker_hosts and TF_CONFIG it trains in this process alone with the same loop
+(a one-process reference for the same global batch). Re-running resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+# scripts/train.py defines every run flag; reuse them rather than repeat them here.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from absl import app, flags, logging  # noqa: E402
+from train import FLAGS, run_config_from_flags  # noqa: E402
+
+flags.DEFINE_list(
+    "worker_hosts", [], "host:port of every worker, in task order (else $TF_CONFIG is used)."
+)
+flags.DEFINE_integer("task_index", None, "This worker's position in --worker_hosts.")
+flags.DEFINE_float(
+    "peer_timeout_s", 120.0, "Give up if a peer is not reachable this long after start-up."
+)
+flags.DEFINE_float(
+    "collective_timeout_s",
+    600.0,
+    "Give up if one collective (all-reduce) waits this long: a peer died or hangs. "
+    "Must exceed the slowest step.",
+)
+
+
+def main(argv):
+    del argv
+    from mtsyn_tf.trainer.callbacks import NonFiniteLossError
+    from mtsyn_tf.trainer.checkpointing import CheckpointSaveError
+    from mtsyn_tf.trainer.multi_worker import (
+        ClusterConfigError,
+        PeerUnavailableError,
+        resolve_tf_config,
+        train_multi_worker,
+    )
+
+    try:
+        tf_config = resolve_tf_config(FLAGS.worker_hosts, FLAGS.task_index)
+        results = train_multi_worker(
+            run_config_from_flags(),
+            tf_config,
+            peer_timeout_s=FLAGS.peer_timeout_s,
+            collective_timeout_s=FLAGS.collective_timeout_s,
+        )
+    except (
+        ClusterConfigError,
+        PeerUnavailableError,
+        ValueError,
+        NonFiniteLossError,
+        CheckpointSaveError,
+    ) as err:
+        logging.error("%s", err)
+        sys.exit(f"train_multi_worker.py: {err}")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)
