@@ -7,11 +7,12 @@ import os
 import shutil
 
 from mtsyn_tf.demo.plots import plot_curves, read_history
+from mtsyn_tf.io_utils import write_png, write_text_atomic
 
 
 def _figures(summary: dict, paths: dict, run_cfg) -> dict:
     from mtsyn_tf.data import pipeline
-    from mtsyn_tf.demo.run import prediction_rows, write_png
+    from mtsyn_tf.demo.run import prediction_rows
     from mtsyn_tf.export.checkpoint import load_model_from_checkpoint
     from mtsyn_tf.trainer.mtl_adversarial import evaluation_input
 
@@ -190,18 +191,11 @@ def _html(markdown: str) -> str:
     return f"<!doctype html><html><head><meta charset='utf-8'><title>mtsyn_tf demo</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
 
 
-def _write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_demo_report(summary: dict, paths: dict, run_cfg) -> dict:
     """Writes report.md and report.html (and their PNGs) into ``paths['report']``."""
     os.makedirs(paths["report"], exist_ok=True)
     figures = _figures(summary, paths, run_cfg)
     markdown = _markdown(summary, figures)
-    _write_text(os.path.join(paths["report"], "report.md"), markdown)
-    _write_text(os.path.join(paths["report"], "report.html"), _html(markdown))
+    write_text_atomic(os.path.join(paths["report"], "report.md"), markdown)
+    write_text_atomic(os.path.join(paths["report"], "report.html"), _html(markdown))
     return {"report": os.path.join(paths["report"], "report.md"), "figures": figures}

@@ -15,13 +15,12 @@ import os
 import shutil
 import time
 
-import cv2
 import numpy as np
 from absl import logging
 
 # No TensorFlow import at module level: the renderer's worker processes are spawned and
 # re-import the main script, and DrJit must never be loaded after TensorFlow in a process.
-from mtsyn_tf.trainer.run_record import write_json_atomic
+from mtsyn_tf.io_utils import write_json_atomic
 
 # (metric, direction, task) for the headline table: trained must beat untrained on each.
 HEADLINE_METRICS = (
@@ -234,7 +233,13 @@ def run_demo(cfg: DemoConfig) -> dict:
 def prediction_rows(model, batch: dict, count: int) -> np.ndarray:
     """input | depth gt | depth pred | normals gt | normals pred | contour gt | contour pred."""
     from mtsyn_tf.models import to_physical
-    from mtsyn_tf.visualize import colorize_contour, colorize_depth, colorize_normals
+    from mtsyn_tf.visualize import (
+        colorize_contour,
+        colorize_depth,
+        colorize_normals,
+        inverse_depth_range,
+        to_uint8_rgb,
+    )
 
     images = batch["image"][:count]
     pred = {k: np.asarray(v) for k, v in to_physical(model(images, training=False)).items()}
@@ -242,13 +247,9 @@ def prediction_rows(model, batch: dict, count: int) -> np.ndarray:
     for i in range(int(images.shape[0])):
         gt_depth = np.asarray(batch["depth"][i])[..., 0]
         valid = np.asarray(batch["valid"][i])[..., 0] > 0
-        near_far = (
-            (max(np.percentile(gt_depth[valid], 2), 1e-3), np.percentile(gt_depth[valid], 98))
-            if valid.any()
-            else None
-        )
+        near_far = inverse_depth_range(gt_depth, valid)
         tiles = [
-            (np.clip(np.asarray(images[i]), 0, 1) * 255).astype(np.uint8),
+            to_uint8_rgb(images[i]),
             colorize_depth(gt_depth, valid, depth_range=near_far),
             colorize_depth(pred["depth"][i][..., 0], depth_range=near_far),
             colorize_normals(np.asarray(batch["normals"][i])),
@@ -262,13 +263,3 @@ def prediction_rows(model, batch: dict, count: int) -> np.ndarray:
             )
         )
     return np.concatenate(rows, axis=0)
-
-
-def write_png(path: str, rgb: np.ndarray) -> str:
-    """Writes an RGB uint8 image atomically."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.png"
-    if not cv2.imwrite(tmp, np.ascontiguousarray(rgb[..., ::-1])):
-        raise OSError(f"Could not write {path}")
-    os.replace(tmp, path)
-    return path

@@ -24,7 +24,8 @@ from mtsyn_tf.evaluation.loading import load_run_model
 from mtsyn_tf.evaluation.motorcycle import motorcycle_depth_metrics
 from mtsyn_tf.evaluation.report import Section, Table, report_directory, write_report
 from mtsyn_tf.evaluation.scatter import scatter_png
-from mtsyn_tf.evaluation.sheets import grid_sheet, write_png
+from mtsyn_tf.evaluation.sheets import grid_sheet
+from mtsyn_tf.io_utils import write_png
 from mtsyn_tf.models import build_multitask_model
 
 # Square crops per photo for the domain gap: (centre y, centre x, side) as image fractions.

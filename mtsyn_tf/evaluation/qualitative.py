@@ -11,7 +11,8 @@ import numpy as np
 from mtsyn_tf import visualize
 from mtsyn_tf.evaluation.features import extract_features
 from mtsyn_tf.evaluation.predict import predict_numpy
-from mtsyn_tf.evaluation.sheets import grid_sheet, write_png
+from mtsyn_tf.evaluation.sheets import grid_sheet
+from mtsyn_tf.io_utils import write_png
 
 PREDICTION_COLUMNS = (
     "input", "depth pred", "depth gt", "normals pred", "normals gt", "contour pred", "contour gt"
@@ -103,14 +104,10 @@ def nearest_neighbour_sheet(
 
 def _depth_pair(pred, gt, valid):
     """Colourises pred and gt on gt's depth range, so colours compare across the row."""
-    ok = valid & np.isfinite(gt) & (gt > 0)
-    depth_range = None
-    if ok.any():
-        inv = 1.0 / gt[ok]
-        depth_range = (1.0 / np.percentile(inv, 98), 1.0 / max(np.percentile(inv, 2), 1e-6))
+    depth_range = visualize.inverse_depth_range(gt, valid)
     return (
         visualize.colorize_depth(pred, depth_range=depth_range),
-        visualize.colorize_depth(gt, valid=ok, depth_range=depth_range),
+        visualize.colorize_depth(gt, valid=valid, depth_range=depth_range),
     )
 
 

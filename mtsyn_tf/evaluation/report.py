@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from mtsyn_tf.export.atomic import atomic_directory, atomic_file
+from mtsyn_tf.io_utils import atomic_directory, write_text_atomic
 
 
 @dataclasses.dataclass
@@ -138,13 +138,9 @@ def write_report(directory: str, title: str, sections, results: dict) -> dict:
         "report.html": render_html(title, sections, directory),
         "results.json": payload,
     }
-    paths = {}
-    for name, text in files.items():
-        with atomic_file(os.path.join(directory, name)) as tmp:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-        paths[name] = os.path.join(directory, name)
-    return paths
+    return {
+        name: write_text_atomic(os.path.join(directory, name), text) for name, text in files.items()
+    }
 
 
 def report_directory(output_dir: str):

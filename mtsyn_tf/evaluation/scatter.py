@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mtsyn_tf.evaluation.sheets import write_png
+from mtsyn_tf.io_utils import write_png
 
 # RGB; colour-blind-safe pair (orange / blue).
 DOMAIN_COLOURS = {"synthetic": (230, 159, 0), "real": (0, 114, 178)}

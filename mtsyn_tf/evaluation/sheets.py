@@ -1,32 +1,18 @@
-"""Contact sheets: tiles of RGB images with captions, written atomically as PNG.
+"""Contact sheets: tiles of RGB images with captions on a white sheet.
 
-OpenCV draws everything (no matplotlib dependency); a PNG on disk is always complete
-because it is encoded in memory and renamed into place.
+OpenCV draws everything (no matplotlib dependency); ``mtsyn_tf.io_utils.write_png`` writes
+the result atomically.
 """
 
 from __future__ import annotations
 
-import os
-
 import cv2
 import numpy as np
 
-from mtsyn_tf.export.atomic import atomic_file
+from mtsyn_tf.visualize import to_uint8_rgb
 
 BACKGROUND = 255
 GAP = 4
-
-
-def to_uint8_rgb(image) -> np.ndarray:
-    """float in [0, 1] or uint8, [H, W] or [H, W, 3] → uint8 [H, W, 3]."""
-    a = np.asarray(image)
-    if a.dtype != np.uint8:
-        a = (np.clip(a, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=-1)
-    if a.ndim != 3 or a.shape[-1] != 3:
-        raise ValueError(f"Expected an [H, W] or [H, W, 3] image. Received shape: {a.shape}")
-    return a
 
 
 def fit_tile(image, size: int) -> np.ndarray:
@@ -75,15 +61,3 @@ def grid_sheet(rows, tile: int = 128, column_titles=None, row_titles=None) -> np
             band[GAP : GAP + tile, x0 : x0 + tile] = fit_tile(image, tile)
         blocks.append(band)
     return np.concatenate(blocks, axis=0)
-
-
-def write_png(path: str, rgb) -> str:
-    """Encodes an RGB uint8 image as PNG and renames it onto ``path``."""
-    rgb = to_uint8_rgb(rgb)
-    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
-    if not ok:
-        raise ValueError(f"PNG encoding failed. Received: image of shape {rgb.shape}")
-    with atomic_file(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(encoded.tobytes())
-    return os.path.abspath(path)

@@ -12,20 +12,15 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
-from mtsyn_tf.export.atomic import atomic_file
 from mtsyn_tf.export.checkpoint import load_model_from_checkpoint
 from mtsyn_tf.export.preprocess import decode_and_resize
-from mtsyn_tf.export.visualize import (
-    colorize_contour,
-    colorize_depth,
-    colorize_normals,
-    prediction_sheet,
-)
+from mtsyn_tf.export.visualize import COLORIZERS as _COLORIZERS
+from mtsyn_tf.export.visualize import prediction_sheet
+from mtsyn_tf.io_utils import atomic_file
+from mtsyn_tf.io_utils import write_png as _write_png
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-_COLORIZERS = {"depth": colorize_depth, "normals": colorize_normals, "contour": colorize_contour}
 
 
 def _saved_model_dir(path: str) -> str | None:
@@ -104,11 +99,6 @@ def load_image(path: str, image_size: int) -> np.ndarray:
     except tf.errors.InvalidArgumentError as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(f"Cannot decode image file {path}: {reason}") from err
-
-
-def _write_png(path: str, array: np.ndarray) -> None:
-    with atomic_file(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
 
 
 def _write_npy(path: str, array: np.ndarray) -> None:

@@ -7,8 +7,9 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from importlib import metadata
+
+from mtsyn_tf.io_utils import write_json_atomic as write_json_atomic  # re-exported
 
 _PACKAGES = (
     "tensorflow",
@@ -19,21 +20,6 @@ _PACKAGES = (
     "absl-py",
     "mitsuba",
 )
-
-
-def write_json_atomic(path: str, payload) -> None:
-    """Writes JSON to a temp file in the same directory, then renames it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def package_versions() -> dict:

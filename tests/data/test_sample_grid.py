@@ -2,18 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
+from mtsyn_tf import visualize
 from mtsyn_tf.data import sample_grid
-
-
-def test_colorizers_closed_form():
-    normals = np.zeros((2, 2, 3), np.float32)
-    normals[0, 0] = (0, 0, -1)
-    np.testing.assert_array_equal(sample_grid.colorize_normals(normals)[0, 0], [127, 127, 0])
-    np.testing.assert_array_equal(sample_grid.colorize_normals(normals)[1, 1], [0, 0, 0])
-    depth = np.array([[1.0, 2.0], [0.0, np.nan]], np.float32)
-    colour = sample_grid.colorize_depth(depth)
-    assert colour[0, 0].sum() > colour[0, 1].sum()  # near is brighter
-    np.testing.assert_array_equal(colour[1], 0)
 
 
 def test_grid_layout(tmp_path, make_sample):
@@ -32,3 +22,18 @@ def test_grid_layout(tmp_path, make_sample):
     assert grid.shape[0] == 2 * 160 + 4
     with pytest.raises(ValueError, match="No samples"):
         sample_grid.write_sample_grid([], str(tmp_path / "c.png"))
+
+
+def test_grid_colours_come_from_visualize(tmp_path, make_sample):
+    sample = make_sample(16, 16, seed=0, image_id="i0")
+    grid = cv2.imread(sample_grid.write_sample_grid([sample], str(tmp_path / "g.png")))[..., ::-1]
+
+    def tile(column):  # 16x16 tiles are upscaled 10x with nearest neighbours
+        x0 = column * (160 + 4)
+        return grid[5:160:10, x0 + 5 : x0 + 160 : 10]
+
+    np.testing.assert_array_equal(tile(0), sample["image"])
+    np.testing.assert_array_equal(tile(1), visualize.colorize_depth(sample["depth"]))
+    np.testing.assert_array_equal(tile(2), visualize.colorize_normals(sample["normals"]))
+    np.testing.assert_array_equal(tile(3), visualize.colorize_contour(sample["contour"]))
+    assert tile(3).max() == 255 and tile(1)[0, 0].tolist() == [0, 0, 0]  # white edges, void black
