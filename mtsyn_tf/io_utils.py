@@ -38,6 +38,18 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
+def _prepare(path: str, overwrite: bool, kind: str) -> str:
+    """Absolute ``path`` with its parent created; refuses an existing one unless overwriting."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not overwrite:
+        raise ValueError(
+            f"{kind} already exists; pass overwrite=True (--overwrite) to replace it. "
+            f"Received: {path}"
+        )
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_file(path: str, overwrite: bool = True):
     """Yields a temporary path in ``path``'s directory; renamed onto ``path`` on success.
@@ -48,10 +60,7 @@ def atomic_file(path: str, overwrite: bool = True):
     Raises:
         ValueError: ``path`` exists and ``overwrite`` is False (checked before writing).
     """
-    path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path) and not overwrite:
-        raise ValueError(f"File already exists; pass overwrite=True. Received: {path}")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    path = _prepare(path, overwrite, "File")
     tmp = _temporary_sibling(path)
     try:
         yield tmp
@@ -67,20 +76,14 @@ def atomic_file(path: str, overwrite: bool = True):
 def atomic_directory(path: str, overwrite: bool = False):
     """Yields an empty temporary directory that replaces ``path`` on success.
 
-    An existing ``path`` (with ``overwrite=True``) is first moved aside and deleted only
-    after the new directory is in place, so at every moment ``path`` is either the old or
-    the new complete directory.
+    An existing ``path`` (with ``overwrite=True``) is moved aside just before the new
+    directory is renamed in and deleted after, so a reader finds the old complete
+    directory, the new one, or (for an instant between two renames) none; never a mix.
 
     Raises:
         ValueError: ``path`` exists and ``overwrite`` is False (checked before writing).
     """
-    path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path) and not overwrite:
-        raise ValueError(
-            f"Export directory already exists; pass overwrite=True (--overwrite) to replace it. "
-            f"Received: {path}"
-        )
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    path = _prepare(path, overwrite, "Directory")
     tmp = _temporary_sibling(path)
     os.mkdir(tmp)
     try:

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 import tensorflow as tf
 
 from mtsyn_tf.data.schema import KIND_REAL, KIND_SYNTHETIC, SCHEMA_VERSION
+from mtsyn_tf.io_utils import write_text_atomic
 
 MANIFEST_NAME = "manifest.json"
 KINDS = (KIND_SYNTHETIC, KIND_REAL)
@@ -39,13 +40,6 @@ def _sha256(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def read_manifest(data_dir: str) -> dict:
@@ -227,5 +221,5 @@ def write_shards(
             for p, c in zip(final, counts)
         ],
     }
-    _atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return [os.path.abspath(p) for p in final]
