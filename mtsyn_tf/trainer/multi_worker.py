@@ -393,7 +393,7 @@ def train_multi_worker(
     ) as err:
         if tf_config is None:
             raise
-        first_line = (getattr(err, "message", None) or str(err)).strip().splitlines()[0]
+        first_line = _cause(getattr(err, "message", None) or str(err))
         raise PeerUnavailableError(
             f"Lost contact with the other workers of {_addresses(tf_config)} (this worker: "
             f"{_own_address(tf_config)}): {type(err).__name__}: {first_line[:300]}. A worker "
@@ -476,6 +476,15 @@ def _run(cfg, preset, strategy, tf_config, chief) -> dict:
             trainer.model, os.path.join(cfg.workdir, "saved_model_base")
         )
     return results
+
+
+def _cause(message: str) -> str:
+    """The informative line of a TF runtime error (not "Graph execution error:")."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    for line in lines:
+        if not line.startswith(("Graph execution error", "Detected at node", "File ", "[[", "in ")):
+            return line
+    return lines[0] if lines else ""
 
 
 def weights_digest(variables) -> str:

@@ -212,3 +212,42 @@ def test_two_workers_match_one_process_on_the_same_global_batch(tiny_synthetic_d
     for key in keys:
         x, y = a.get_tensor(key), b.get_tensor(key)
         np.testing.assert_allclose(x, y, rtol=0, atol=0.05 * np.abs(y).max() + 1e-7, err_msg=key)
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_is_reported_by_the_other(tiny_synthetic_dir, tmp_path):
+    hosts = ",".join(f"localhost:{p}" for p in _free_ports(2))
+    workdir = tmp_path / "run"
+    common = _command(tiny_synthetic_dir, workdir, 1) + [
+        f"--worker_hosts={hosts}",
+        "--epochs=3",
+        "--steps_per_epoch=20",
+        "--collective_timeout_s=30",
+    ]
+    workers = [
+        subprocess.Popen(
+            common + [f"--task_index={i}"],
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        deadline = time.time() + 300
+        while not (workdir / "checkpoints" / "checkpoint").exists() and time.time() < deadline:
+            assert workers[0].poll() is None, workers[0].stderr.read()[-3000:]
+            time.sleep(0.2)
+        workers[1].kill()  # SIGKILL mid-run, after the first checkpoint
+        killed_at = time.time()
+        _, err = workers[0].communicate(timeout=120)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    assert workers[0].returncode != 0
+    assert "Lost contact with the other workers" in err, err[-3000:]
+    assert "resume from the last checkpoint" in err
+    assert time.time() - killed_at < 60  # reported, not hung on
