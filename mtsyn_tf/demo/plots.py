@@ -39,12 +39,13 @@ def plot_curves(
 ) -> np.ndarray:
     """Line plot of several series over epochs; each series min-max normalised in its own
     legend entry (losses live on different scales), with its first and last value shown."""
-    image = np.full((height, width, 3), 255, np.uint8)
+    # The legend goes below the axes, so it never hides a curve.
+    image = np.full((height + 18 * len(series) + 10, width, 3), 255, np.uint8)
     left, right, top, bottom = 50, width - 20, 40, height - 40
     cv2.rectangle(image, (left, top), (right, bottom), (0, 0, 0), 1)
     cv2.putText(image, title, (left, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(
-        image, "epoch", (right - 50, height - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1
+        image, "epoch", (right - 50, bottom + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1
     )
     cv2.putText(image, "scaled", (5, top + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
     for i, (name, values) in enumerate(series.items()):
@@ -66,7 +67,7 @@ def plot_curves(
         cv2.putText(
             image,
             label,
-            (left + 10, top + 18 + 18 * i),
+            (left, height + 12 + 18 * i),
             cv2.FONT_HERSHEY_SIMPLEX,
             0.45,
             colour,

@@ -8,6 +8,7 @@ import shutil
 
 from mtsyn_tf.demo.plots import plot_curves, read_history
 from mtsyn_tf.io_utils import write_png, write_text_atomic
+from mtsyn_tf.models.presets import ALEXNET_TAPS, VGG16_TAPS
 
 
 def _figures(summary: dict, paths: dict, run_cfg) -> dict:
@@ -116,9 +117,8 @@ def _evaluation_sections(evaluation: dict) -> list[str]:
     lines = []
     gap = evaluation.get("domain_gap") or {}
     if gap:
-        taps = sorted(
-            {t for per_model in gap.values() for t in per_model}, key=lambda t: (len(t), t)
-        )
+        present = {t for per_model in gap.values() for t in per_model}
+        taps = [t for t in (*ALEXNET_TAPS, *VGG16_TAPS) if t in present]
         lines += [
             "## Domain gap: proxy A-distance, held-out synthetic vs embedded real photos",
             "",
