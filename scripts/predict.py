@@ -1,7 +1,7 @@
 """Runs a SavedModel export or a training checkpoint on a folder of photos.
 
-Writes, per photo, ``<name>_depth.png`` (inverse depth, Turbo colours), ``<name>_normals.png``
-(RGB = (n + 1) / 2, camera frame), ``<name>_contour.png`` (black = contour) and a side-by-side
+Writes, per photo, ``<name>_depth.png`` (inverse depth, MAGMA colours, near = bright), ``<name>_normals.png``
+(RGB = (n + 1) / 2, camera frame), ``<name>_contour.png`` (white = contour) and a side-by-side
 ``<name>_sheet.png``; with --save_raw also ``<name>_<task>.npy`` (metres / unit vectors /
 probabilities). Photos of any size are stretched to the network's 227×227 input.
 
