@@ -122,7 +122,8 @@ def _activation_bytes(fn, *specs) -> int:
     graph = tf.function(fn).get_concrete_function(*specs).graph
     total = 0
     for op in graph.get_operations():
-        if op.type in ("ReadVariableOp", "Const", "Placeholder", "Identity", "VarHandleOp"):
+        # Casts (mixed precision) and variable reads are not activations.
+        if op.type in ("ReadVariableOp", "Const", "Placeholder", "Identity", "VarHandleOp", "Cast"):
             continue
         for out in op.outputs:
             if out.dtype.is_floating and out.shape.is_fully_defined():

@@ -138,7 +138,7 @@ def _train_cmd(data_dir, workdir):
         f"--workdir={workdir}",
         "--batch_size=2",
         "--epochs=4",
-        "--steps_per_epoch=3",
+        "--steps_per_epoch=4",
         "--pool_size=4",
         "--min_edge_pixels=0",
         "--eval_split=none",
@@ -171,16 +171,20 @@ def test_sigkill_after_a_checkpoint_then_resume_replays_the_run(tiny_synthetic_d
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    state_file = killed / "checkpoints" / "checkpoint"
+    # A random moment after a random epoch's checkpoint (before the last): mid-epoch,
+    # or between the history row and the next checkpoint.
+    rng = random.Random()
+    after = killed / "checkpoints" / f"ckpt-{rng.randint(1, 3)}.index"
     deadline = time.time() + 300
-    while not state_file.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+    while not after.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be killed"
-    time.sleep(random.Random().uniform(0.0, 3.0))  # somewhere in epochs 2..4
+    time.sleep(rng.uniform(0.0, 0.5))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     killed_at = tf.train.latest_checkpoint(str(killed / "checkpoints"))
+    print(f"SIGKILLed with {killed_at} as the newest checkpoint")
 
     subprocess.run(_train_cmd(tiny_synthetic_dir, killed), env=env, check=True, capture_output=True)
     expected, resumed = _history(straight), _history(killed)
