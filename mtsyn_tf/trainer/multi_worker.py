@@ -455,6 +455,12 @@ def _run(cfg, preset, strategy, tf_config, chief) -> dict:
                         tf.summary.scalar(k, v)
                 writer.flush()
             saver.save(epoch + 1)
+            if logs.get("skipped_steps"):
+                logging.warning(
+                    "Epoch %d: %d non-finite stage updates were skipped (rolled back).",
+                    epoch + 1,
+                    int(round(logs["skipped_steps"])),
+                )
             if cfg.verbose:
                 logging.info("epoch %d/%d %s", epoch + 1, cfg.epochs, json.dumps(logs))
     finally:

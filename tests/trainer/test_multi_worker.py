@@ -251,3 +251,50 @@ def test_a_worker_that_dies_is_reported_by_the_other(tiny_synthetic_dir, tmp_pat
     assert "Lost contact with the other workers" in err, err[-3000:]
     assert "resume from the last checkpoint" in err
     assert time.time() - killed_at < 60  # reported, not hung on
+
+
+def _start_workers(command, hosts):
+    return [
+        subprocess.Popen(
+            command + [f"--worker_hosts={hosts}", f"--task_index={i}"],
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+
+
+def _finish(workers, timeout=600):
+    errors = [w.communicate(timeout=timeout)[1] for w in workers]
+    return [w.returncode for w in workers], errors
+
+
+@pytest.mark.slow
+def test_two_workers_killed_and_restarted_replay_the_run(tiny_synthetic_dir, tmp_path):
+    """SIGKILL one worker after a checkpoint; the other stops with an error; the same two
+    commands again resume from the chief's checkpoint and log the uninterrupted losses."""
+    hosts = ",".join(f"localhost:{p}" for p in _free_ports(2))
+    extra = ["--epochs=3", "--steps_per_epoch=3", "--collective_timeout_s=60"]
+    straight = _command(tiny_synthetic_dir, tmp_path / "straight", 1) + extra
+    codes, errors = _finish(_start_workers(straight, hosts))
+    assert codes == [0, 0], errors[0][-2000:]
+
+    command = _command(tiny_synthetic_dir, tmp_path / "killed", 1) + extra
+    workers = _start_workers(command, hosts)
+    first = tmp_path / "killed" / "checkpoints" / "ckpt-1.index"
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline and workers[0].poll() is None:
+        time.sleep(0.02)
+    workers[1].kill()
+    codes, _ = _finish(workers, timeout=120)
+    assert codes[0] != 0 and codes[1] == -9
+    codes, errors = _finish(_start_workers(command, hosts))
+    assert codes == [0, 0], errors[0][-2000:]
+
+    a, b = _history(tmp_path / "straight"), _history(tmp_path / "killed")
+    assert [r["epoch"] for r in b] == ["0", "1", "2"]
+    for x, y in zip(a, b):
+        for key in x:
+            np.testing.assert_allclose(float(y[key]), float(x[key]), rtol=1e-5, err_msg=key)
