@@ -18,10 +18,10 @@ Examples:
 from __future__ import annotations
 
 import json
-import sys
 
 from absl import app, flags
 
+from mtsyn_tf.cli import one_line_errors
 from mtsyn_tf.evaluation.protocols import PROTOCOLS, run_protocol
 
 FLAGS = flags.FLAGS
@@ -109,13 +109,5 @@ def main(argv):
     print(f"Report written to {FLAGS.output_dir}/report.md")
 
 
-def run(argv):
-    """Reports bad inputs (ValueError) as one line instead of a stack trace."""
-    try:
-        main(argv)
-    except ValueError as err:
-        sys.exit(f"error: {err}")
-
-
 if __name__ == "__main__":
-    app.run(run)
+    app.run(one_line_errors(main, "evaluate.py"))

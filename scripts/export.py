@@ -11,11 +11,11 @@ Examples:
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 from absl import app, flags
 
+from mtsyn_tf.cli import one_line_errors
 from mtsyn_tf.export import (
     convert_to_standard_alexnet,
     export_for_serving,
@@ -96,13 +96,5 @@ def main(argv):
     print(f"Exported to {path}")
 
 
-def run(argv):
-    """Reports bad inputs (ValueError) as one line instead of a stack trace."""
-    try:
-        main(argv)
-    except ValueError as err:
-        sys.exit(f"error: {err}")
-
-
 if __name__ == "__main__":
-    app.run(run)
+    app.run(one_line_errors(main, "export.py"))

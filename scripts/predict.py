@@ -11,10 +11,9 @@ Example:
 
 from __future__ import annotations
 
-import sys
-
 from absl import app, flags
 
+from mtsyn_tf.cli import one_line_errors
 from mtsyn_tf.export.predictor import Predictor, predict_folder
 
 FLAGS = flags.FLAGS
@@ -39,13 +38,5 @@ def main(argv):
     )
 
 
-def run(argv):
-    """Reports bad inputs (ValueError) as one line instead of a stack trace."""
-    try:
-        main(argv)
-    except ValueError as err:
-        sys.exit(f"error: {err}")
-
-
 if __name__ == "__main__":
-    app.run(run)
+    app.run(one_line_errors(main, "predict.py"))

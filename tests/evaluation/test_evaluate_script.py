@@ -31,7 +31,7 @@ def test_motorcycle_protocol_and_preset_mismatch(tmp_path):
     bad = _evaluate("--protocol=motorcycle", f"--workdir={run}", f"--output_dir={tmp_path / 'x'}",
                     "--expected_preset=paper_alexnet")  # fmt: skip
     assert bad.returncode != 0
-    assert bad.stderr.strip().splitlines()[-1].startswith("error: Preset mismatch")
+    assert bad.stderr.strip().splitlines()[-1].startswith("evaluate.py: error: Preset mismatch")
     assert not (tmp_path / "x").exists()
 
 

@@ -3,21 +3,11 @@
 import numpy as np
 import pytest
 
+from mtsyn_tf.data import schema
 from mtsyn_tf.render import mitsuba_backend
 from mtsyn_tf.render import scene as scene_lib
 
-KEYS = {
-    "image",
-    "depth",
-    "normals",
-    "instance",
-    "contour",
-    "valid",
-    "intrinsics",
-    "scene_id",
-    "image_id",
-    "source",
-}
+KEYS = set(schema.SYNTHETIC_KEYS)
 
 
 def _render(scene_id, variant, size=40, spp=4, seed=0):
