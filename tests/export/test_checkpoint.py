@@ -10,17 +10,7 @@ from mtsyn_tf.export.checkpoint import load_model_from_checkpoint, untracked_wei
 from mtsyn_tf.models import build_multitask_model
 from tests.export.conftest import randomize_batchnorm, write_workdir
 
-HEADS_UNTRACKED = bool(untracked_weights(build_multitask_model("small")))
-needs_tracked_heads = pytest.mark.xfail(
-    HEADS_UNTRACKED,
-    strict=True,
-    raises=ValueError,
-    reason="MultiTaskNet keeps its heads in a dict that tf.train.Checkpoint does not track, "
-    "so checkpoints hold no head weights; the loader refuses them",
-)
 
-
-@needs_tracked_heads
 def test_round_trip_restores_every_weight(small_model, tmp_path, images):
     prefix = write_workdir(small_model, str(tmp_path / "run"))
     for source in (str(tmp_path / "run"), str(tmp_path / "run" / "checkpoints"), prefix):
@@ -34,12 +24,18 @@ def test_round_trip_restores_every_weight(small_model, tmp_path, images):
     )
 
 
-def test_heads_are_reported_when_untracked(tmp_path):
-    model = build_multitask_model("small")
-    write_workdir(model, str(tmp_path / "run"))
-    if not HEADS_UNTRACKED:
-        pytest.skip("heads are tracked; covered by the round trip")
-    with pytest.raises(ValueError, match="not tracked by tf.train.Checkpoint"):
+@pytest.mark.parametrize("preset", ["small", "small_vgg16"])
+def test_every_weight_is_tracked_by_checkpoints(preset):
+    # Regression: heads held only in a dict were invisible to tf.train.Checkpoint.
+    assert untracked_weights(build_multitask_model(preset)) == []
+
+
+def test_untracked_weights_are_refused(tmp_path, monkeypatch):
+    write_workdir(build_multitask_model("small"), str(tmp_path / "run"))
+    monkeypatch.setattr(
+        "mtsyn_tf.export.checkpoint.untracked_weights", lambda model: ["head/kernel"]
+    )
+    with pytest.raises(ValueError, match="cannot be saved or restored"):
         load_model_from_checkpoint(str(tmp_path / "run"))
 
 

@@ -9,7 +9,6 @@ from PIL import Image
 from mtsyn_tf.export.predictor import Predictor, load_image, predict_folder
 from mtsyn_tf.export.serving import export_for_serving
 from tests.export.conftest import write_workdir
-from tests.export.test_checkpoint import needs_tracked_heads
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +34,6 @@ def test_predict_folder_from_saved_model(small_model, model_base_path, photo_dir
     assert not [f for f in os.listdir(out) if f.startswith(".")]  # no temporary files
 
 
-@needs_tracked_heads
 def test_predict_from_checkpoint(small_model, photo_dir, tmp_path):
     write_workdir(small_model, str(tmp_path / "run"))
     predictor = Predictor(str(tmp_path / "run"))
