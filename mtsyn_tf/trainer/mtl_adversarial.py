@@ -205,13 +205,12 @@ class MultiTaskAdversarialTrainer(keras.Model):
         self._apply(self.task_optimizer, grads, self.model.trainable_variables, loss, logs, guard)
         return z_x, z_y
 
-    def _bh_gradients(self, synthetic, real_images, global_batch, salt: int = 0):
+    def _bh_gradients(self, synthetic, real_images, global_batch):
         """L_BH of one (micro-)batch, divided by ``global_batch``, and its B/H gradients.
 
         Returns (loss, gradients, per-example logs, z_x, z_y) with z_x / z_y (None without
         adaptation / bi-fool) cut from the graph.
         """
-        del salt  # stage 1 has no randomness of its own
         cfg, w = self.config, self.weights_
         x = synthetic["image"]
         optimizer = self.task_optimizer
