@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from mtsyn_tf.io_utils import atomic_file
 from mtsyn_tf.models.multitask import to_physical
 from mtsyn_tf.visualize import colorize_depth, colorize_normals
 
@@ -38,11 +38,10 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
     never saved: the newest checkpoint on disk is the last good one.
     """
 
-    def __init__(self, steps_per_epoch: int, initial_step: int = 0):
+    def __init__(self, steps_per_epoch: int):
         super().__init__()
         self.steps_per_epoch = steps_per_epoch
         self.epoch = 0
-        self.initial_step = initial_step
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -95,17 +94,10 @@ def truncate_history(path: str, num_epochs: int) -> None:
     kept = [r for r in body if r and int(r[col]) < num_epochs]
     if len(kept) == len(body):
         return
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".csv")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows(kept)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(kept)
     logging.info("%s: dropped %d rows of epochs not checkpointed.", path, len(body) - len(kept))
 
 
