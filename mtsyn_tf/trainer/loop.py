@@ -110,7 +110,13 @@ def _check_run_inputs(cfg: RunConfig) -> dict:
         )
     if cfg.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}. Received: {cfg.optimizer!r}")
-    shards.list_shards(cfg.synthetic_dir, "train")  # clear error if there are no shards
+    try:
+        shards.list_shards(cfg.synthetic_dir, "train")
+    except ValueError as err:
+        raise ValueError(
+            f"--synthetic_dir has no training shards: {err} Render a set with "
+            "scripts/render.py or convert one with scripts/make_tfrecords.py."
+        ) from None
     existing = os.path.join(cfg.workdir, "config.json")
     if os.path.exists(existing):
         with open(existing) as f:
