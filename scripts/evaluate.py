@@ -58,6 +58,13 @@ flags.DEFINE_enum("test_crops", "ten", ["ten", "center"], "voc07_cls test views.
 flags.DEFINE_enum(
     "convention", "voc07_11point", ["voc07_11point", "voc10_area"], "VOC AP definition."
 )
+flags.DEFINE_string(
+    "proposals",
+    None,
+    "voc*_det: dir of Fast R-CNN's selective_search_data .mat files, or "
+    "gt_jitter (smoke tests only: jittered ground-truth boxes).",
+)
+flags.DEFINE_integer("det_scale", 600, "voc*_det: shorter image side in pixels.")
 flags.mark_flags_as_required(["protocol", "output_dir"])
 
 
@@ -94,6 +101,8 @@ def main(argv):
         "tap": FLAGS.tap,
         "test_crops": FLAGS.test_crops,
         "convention": FLAGS.convention,
+        "proposals": FLAGS.proposals,
+        "det_scale": FLAGS.det_scale,
     }
     if FLAGS.batch_size:
         options["batch_size"] = FLAGS.batch_size

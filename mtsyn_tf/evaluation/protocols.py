@@ -19,7 +19,8 @@ OFFLINE_PROTOCOLS = {
     "all_offline": offline.PARTS,
 }
 PROTOCOLS = (
-    "linear_probe", "voc07_cls", "voc07_svm", "nyud_normals", "mtl_summary", *OFFLINE_PROTOCOLS,
+    "linear_probe", "voc07_cls", "voc07_svm", "voc07_det", "voc12_det", "nyud_normals",
+    "mtl_summary", *OFFLINE_PROTOCOLS,
 )  # fmt: skip
 
 
@@ -40,7 +41,9 @@ def run_protocol(protocol: str, output_dir: str, workdir: str | None = None, **o
     ``num_synthetic`` (offline); ``data_dir``, ``tfds_name``, ``epochs``, ``steps``,
     ``batch_size``, ``learning_rate`` (linear_probe, voc07_*); ``tap``, ``test_crops``,
     ``convention`` (voc07_*); ``nyud_mat``, ``nyud_splits``, ``max_train``, ``max_test``
-    (nyud_normals); ``single_task_workdirs`` (mtl_summary); ``expected_preset`` (any
+    (nyud_normals); ``proposals``, ``det_scale`` (voc07_det / voc12_det, with ``steps``,
+    ``batch_size`` = images per batch, ``learning_rate``, ``convention``, ``max_train``,
+    ``max_test``); ``single_task_workdirs`` (mtl_summary); ``expected_preset`` (any
     protocol that loads a model: a run of another preset raises).
     """
     if protocol not in PROTOCOLS:
@@ -92,6 +95,10 @@ def run_protocol(protocol: str, output_dir: str, workdir: str | None = None, **o
         table = Table(f"{name} classification ({r['protocol']}), AP convention {r['convention']}",
                       ["", "mAP"], [["all classes", r["map"]]])  # fmt: skip
         return _write(output_dir, "VOC07 classification", [Section(r["protocol"], tables=[table])], {**r, "run": run})  # fmt: skip
+    if protocol in ("voc07_det", "voc12_det"):
+        from mtsyn_tf.evaluation.fast_rcnn import detection_report
+
+        return _write(output_dir, *detection_report(model, protocol, grayscale, options, run))
     from mtsyn_tf.evaluation.nyud_normals import nyud_normals
 
     for key in ("nyud_mat", "nyud_splits"):
