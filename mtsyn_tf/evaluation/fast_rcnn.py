@@ -12,6 +12,9 @@ GT boxes included) and the rest background (IoU in [0.1, 0.5)). conv1 stays froz
 Fast R-CNN does for its small nets. At test time every proposal is scored, its
 class-specific box decoded, and per class boxes with score ≥ 0.05 go through NMS at IoU
 0.3 (devkit-style inclusive-pixel IoU); the 100 best detections per image are kept.
+Proposals are the released Selective Search boxes (``mtsyn_tf.evaluation.proposals``;
+``gt_jitter`` stand-ins only for tests and smoke runs). Defaults follow Girshick 2015 for
+VOC07: 40k steps of 2 images × 64 RoIs, learning rate 1e-3 (×0.1 at 30k), scale 600.
 
 Approximated: RoI max-pooling is ``tf.image.crop_and_resize`` of the box (mapped to
 conv5 cells) to 12×12 bilinear samples followed by 2×2 max-pooling, instead of Caffe's
