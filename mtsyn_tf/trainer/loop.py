@@ -60,7 +60,7 @@ class RunConfig:
     eval_batches: int | None = None
     image_summaries: bool = True
     verbose: int = 1
-    # Scale, speed, robustness (see README "Training at scale").
+    # Scale, speed, robustness (README: "Distributed training, mixed precision, fault tolerance").
     precision: str = "float32"  # or "mixed": mixed_float16 on GPU, mixed_bfloat16 on CPU
     grad_accum_steps: int = 1  # micro-batches of batch_size per optimizer step
     nonfinite_policy: str = "stop"  # or "skip": roll back non-finite stages, count them
