@@ -235,7 +235,8 @@ def encode_synthetic(sample: Mapping) -> bytes:
         "source": _bytes_feature(_string(sample, "source", allow_empty=False)),
     }
     example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return example.SerializeToString()
+    # Deterministic map order: the same sample gives the same bytes (and shard sha256s).
+    return example.SerializeToString(deterministic=True)
 
 
 def encode_real(sample: Mapping, image_format: str = "png", jpeg_quality: int = 95) -> bytes:
@@ -261,7 +262,8 @@ def encode_real(sample: Mapping, image_format: str = "png", jpeg_quality: int = 
         "source": _bytes_feature(_string(sample, "source", allow_empty=False)),
     }
     example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return example.SerializeToString()
+    # Deterministic map order: the same sample gives the same bytes (and shard sha256s).
+    return example.SerializeToString(deterministic=True)
 
 
 # --------------------------------------------------------------------------- decoders
