@@ -166,7 +166,7 @@ def random_grayscale_channel(image, seed):
     channel = tf.random.stateless_uniform(
         batch_shape, tf.cast(seed, tf.int64), 0, 3, dtype=tf.int32
     )
-    chosen = tf.gather(image, channel[..., None], axis=-1, batch_dims=image.shape.rank - 3)
+    chosen = tf.gather(image, channel[..., None], axis=-1, batch_dims=len(image.shape) - 3)
     return tf.repeat(chosen, 3, axis=-1)
 
 

@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from mtsyn_tf import losses
+from mtsyn_tf.data import augment
 from mtsyn_tf.metrics.keras_metrics import ContourMetrics, DepthMetrics, NormalAngleMetrics
 from mtsyn_tf.models.multitask import MultiTaskNet, to_physical
 from mtsyn_tf.trainer.config import TrainerConfig
@@ -22,12 +23,6 @@ _TASK_LOSSES = {
         pred, syn["normals"], syn["valid"]
     ),
 }
-
-
-def grayscale_by_channel(images, channels):
-    """The paper's grayscale input: channel ``channels[b]`` of image b, repeated 3 times."""
-    picked = tf.gather(images, channels, axis=-1, batch_dims=1)
-    return tf.repeat(picked[..., None], 3, axis=-1)
 
 
 def evaluation_input(images, grayscale: bool):
@@ -165,10 +160,8 @@ class MultiTaskAdversarialTrainer(keras.Model):
     def _maybe_grayscale(self, images, salt: int):
         if not self.config.grayscale:
             return images
-        channels = tf.random.stateless_uniform(
-            [tf.shape(images)[0]], seed=self._step_seed(salt), maxval=3, dtype=tf.int32
-        )
-        return grayscale_by_channel(images, channels)
+        # The data layer's op, with a stateless seed of (step, replica) so resumes replay it.
+        return augment.random_grayscale_channel(images, self._step_seed(salt))
 
     def _global_batch(self, images):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
