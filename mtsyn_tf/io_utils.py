@@ -38,16 +38,40 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
-def _prepare(path: str, overwrite: bool, kind: str) -> str:
-    """Absolute ``path`` with its parent created; refuses an existing one unless overwriting."""
+def _prepare(path: str, overwrite: bool, kind: str) -> tuple[str, list[str]]:
+    """Absolute ``path`` with its parent created; refuses an existing one unless overwriting.
+
+    Returns the path and the directories created for it (deepest last), which
+    ``_remove_created`` deletes again (if still empty) when the write fails.
+    """
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and not overwrite:
         raise ValueError(
             f"{kind} already exists; pass overwrite=True (--overwrite) to replace it. "
             f"Received: {path}"
         )
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return path
+    if os.path.exists(path) and (kind == "File") == os.path.isdir(path):
+        expected = "a file" if kind == "File" else "a directory"
+        raise ValueError(f"Expected {expected} at the output path. Received: {path}")
+    created, parent = [], os.path.dirname(path)
+    while not os.path.exists(parent):
+        created.insert(0, parent)
+        parent = os.path.dirname(parent)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    except OSError:
+        _remove_created(created)
+        raise
+    return path, created
+
+
+def _remove_created(created: list[str]) -> None:
+    """Removes directories made by ``_prepare`` (deepest first) that are still empty."""
+    for directory in reversed(created):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            return
 
 
 @contextlib.contextmanager
@@ -55,12 +79,14 @@ def atomic_file(path: str, overwrite: bool = True):
     """Yields a temporary path in ``path``'s directory; renamed onto ``path`` on success.
 
     The caller creates the file at the yielded path (any writer: ``open``, ``np.save``,
-    ``cv2.imwrite``; the extension is kept). Parent directories are created.
+    ``cv2.imwrite``; the extension is kept). Parent directories are created (and removed
+    again if the write fails).
 
     Raises:
-        ValueError: ``path`` exists and ``overwrite`` is False (checked before writing).
+        ValueError: ``path`` exists and ``overwrite`` is False (checked before writing), or
+            is a directory.
     """
-    path = _prepare(path, overwrite, "File")
+    path, created = _prepare(path, overwrite, "File")
     tmp = _temporary_sibling(path)
     try:
         yield tmp
@@ -69,6 +95,7 @@ def atomic_file(path: str, overwrite: bool = True):
         os.replace(tmp, path)
     except BaseException:
         _remove(tmp)
+        _remove_created(created)
         raise
 
 
@@ -79,13 +106,19 @@ def atomic_directory(path: str, overwrite: bool = False):
     An existing ``path`` (with ``overwrite=True``) is moved aside just before the new
     directory is renamed in and deleted after, so a reader finds the old complete
     directory, the new one, or (for an instant between two renames) none; never a mix.
+    Parent directories created for it are removed again if the write fails.
 
     Raises:
-        ValueError: ``path`` exists and ``overwrite`` is False (checked before writing).
+        ValueError: ``path`` exists and ``overwrite`` is False (checked before writing), or
+            is a file.
     """
-    path = _prepare(path, overwrite, "Directory")
+    path, created = _prepare(path, overwrite, "Directory")
     tmp = _temporary_sibling(path)
-    os.mkdir(tmp)
+    try:
+        os.mkdir(tmp)
+    except OSError:
+        _remove_created(created)
+        raise
     try:
         yield tmp
         if os.path.exists(path):
@@ -97,7 +130,38 @@ def atomic_directory(path: str, overwrite: bool = False):
             os.replace(tmp, path)
     except BaseException:
         _remove(tmp)
+        _remove_created(created)
         raise
+
+
+def check_output_dir(path: str, flag: str) -> None:
+    """Fails fast unless ``path`` is, or can be created as, a directory this process can
+    write into; nothing is created. ``flag`` names the input in the message.
+
+    Raises:
+        ValueError: ``path`` is a file, lies below a file, or its nearest existing
+            ancestor is not writable (probed by creating and removing a hidden file, since
+            ``os.access`` says yes to root on a read-only mount).
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{flag} exists and is not a directory. Received: {path}")
+    parent = path
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(
+            f"{flag} cannot be created: {parent} is a file, not a directory. Received: {path}"
+        )
+    probe = os.path.join(parent, f".write-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        os.remove(probe)
+    except OSError as err:
+        raise ValueError(
+            f"{flag} is not writable ({err.strerror}: {parent}); expected a directory this "
+            f"user can write to. Received: {path}"
+        ) from None
 
 
 def write_text_atomic(path: str, text: str) -> str:

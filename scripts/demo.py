@@ -10,11 +10,12 @@ or reuses the training run (``--retrain`` starts it afresh).
 from __future__ import annotations
 
 import json
-import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
+from mtsyn_tf.cli import run
 from mtsyn_tf.demo.run import DemoConfig, run_demo
+from mtsyn_tf.io_utils import check_output_dir
 
 _D = DemoConfig()
 FLAGS = flags.FLAGS
@@ -31,8 +32,33 @@ flags.DEFINE_integer("seed", _D.seed, "Seed of rendering, data order and trainin
 flags.DEFINE_bool("retrain", False, "Delete an existing demo run and train from scratch.")
 
 
+_POSITIVE = ("num_scenes", "spp", "workers", "batch_size", "epochs", "steps_per_epoch")
+
+
+def _check_flags() -> None:
+    """Every flag checked before the (long) render starts; nothing is created."""
+    for name in _POSITIVE:
+        if getattr(FLAGS, name) < 1:
+            raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(FLAGS, name)}")
+    if FLAGS.num_test_scenes < 1:
+        raise ValueError(
+            "--num_test_scenes must be >= 1 (the demo evaluates on held-out scenes). "
+            f"Received: --num_test_scenes={FLAGS.num_test_scenes}"
+        )
+    if FLAGS.seed < 0:
+        raise ValueError(f"--seed must be >= 0. Received: --seed={FLAGS.seed}")
+    # Imported here: the renderer's spawned workers re-import this file, and the models
+    # package imports TensorFlow (DrJit must never be loaded after it in one process).
+    from mtsyn_tf.models.presets import preset_names
+
+    if FLAGS.preset not in preset_names():
+        raise ValueError(f"--preset must be one of {preset_names()}. Received: {FLAGS.preset!r}")
+    check_output_dir(FLAGS.workspace, "--workspace")
+
+
 def main(argv):
     del argv
+    _check_flags()
     cfg = DemoConfig(
         workspace=FLAGS.workspace,
         num_scenes=FLAGS.num_scenes,
@@ -46,11 +72,7 @@ def main(argv):
         seed=FLAGS.seed,
         retrain=FLAGS.retrain,
     )
-    try:
-        summary = run_demo(cfg)
-    except ValueError as err:
-        logging.error("%s", err)
-        sys.exit(f"demo.py: {err}")
+    summary = run_demo(cfg)
     print(
         json.dumps(
             {k: summary[k] for k in ("comparison", "step_seconds", "total_seconds")}, indent=2
@@ -63,4 +85,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main, "demo.py")

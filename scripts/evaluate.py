@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 
-from absl import app, flags
+from absl import flags
 
-from mtsyn_tf.cli import one_line_errors
+from mtsyn_tf.cli import run
 from mtsyn_tf.evaluation.protocols import PROTOCOLS, run_protocol
+from mtsyn_tf.io_utils import check_output_dir
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("protocol", None, PROTOCOLS, "Evaluation protocol.")
@@ -82,7 +83,11 @@ def _compare(values):
 def main(argv):
     del argv
     if bool(FLAGS.workdir) == bool(FLAGS.checkpoint) and FLAGS.protocol != "mtl_summary":
-        raise ValueError("Pass exactly one of --workdir and --checkpoint.")
+        raise ValueError(
+            "Pass exactly one of --workdir and --checkpoint. Received: "
+            f"--workdir={FLAGS.workdir!r}, --checkpoint={FLAGS.checkpoint!r}"
+        )
+    check_output_dir(FLAGS.output_dir, "--output_dir")
     options = {
         "expected_preset": FLAGS.expected_preset,
         "data_dir": FLAGS.data_dir,
@@ -119,4 +124,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(one_line_errors(main, "evaluate.py"))
+    run(main, "evaluate.py")

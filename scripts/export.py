@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from mtsyn_tf.cli import one_line_errors
+from mtsyn_tf.cli import run
 from mtsyn_tf.export import (
     convert_to_standard_alexnet,
     export_for_serving,
@@ -27,6 +27,7 @@ from mtsyn_tf.export import (
 )
 from mtsyn_tf.export.atomic import atomic_directory
 from mtsyn_tf.export.predictor import list_images, load_image
+from mtsyn_tf.io_utils import check_output_dir
 from mtsyn_tf.models import build_multitask_model
 
 FLAGS = flags.FLAGS
@@ -57,16 +58,37 @@ def _load_model():
     if FLAGS.random_init:
         return build_multitask_model(FLAGS.preset or "small")
     if not FLAGS.checkpoint:
-        raise app.UsageError("--checkpoint is required (or --random_init for a smoke test).")
+        raise ValueError("--checkpoint is required (or --random_init for a smoke test).")
     return load_model_from_checkpoint(FLAGS.checkpoint, expected_preset=FLAGS.preset)[0]
+
+
+def _check_output_flags() -> None:
+    """Output flags checked before the (slow) model load; nothing is created."""
+    if FLAGS.format == "serving":
+        if not FLAGS.model_base_path:
+            raise ValueError("--model_base_path is required for --format=serving.")
+        check_output_dir(FLAGS.model_base_path, "--model_base_path")
+    elif not FLAGS.output:
+        raise ValueError(f"--output is required for --format={FLAGS.format}.")
+    else:
+        check_output_dir(FLAGS.output, "--output")
+        if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
+            raise ValueError(
+                f"--output already exists; pass --overwrite to replace it. Received: {FLAGS.output}"
+            )
+    for name in ("version", "batch_size"):
+        value = getattr(FLAGS, name)
+        if value is not None and value < (0 if name == "version" else 1):
+            raise ValueError(
+                f"--{name} must be >= {0 if name == 'version' else 1}. Received: {value}"
+            )
 
 
 def main(argv):
     del argv
+    _check_output_flags()
     model = _load_model()
     if FLAGS.format == "serving":
-        if not FLAGS.model_base_path:
-            raise app.UsageError("--model_base_path is required for --format=serving.")
         path = export_for_serving(
             model,
             FLAGS.model_base_path,
@@ -75,8 +97,6 @@ def main(argv):
             overwrite=FLAGS.overwrite,
             model_name=FLAGS.model_name,
         )
-    elif not FLAGS.output:
-        raise app.UsageError(f"--output is required for --format={FLAGS.format}.")
     elif FLAGS.format == "onnx":
         with atomic_directory(FLAGS.output, overwrite=FLAGS.overwrite) as tmp:
             export_onnx_predictor(
@@ -97,4 +117,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(one_line_errors(main, "export.py"))
+    run(main, "export.py")

@@ -23,11 +23,13 @@ import json
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mtsyn_tf.cli import run  # noqa: E402
 from mtsyn_tf.data import real_domain, schema, writer  # noqa: E402
+from mtsyn_tf.io_utils import check_output_dir  # noqa: E402
 
 SYNTHETIC_SOURCES = ("hypersim", "scenenet_rgbd")
 REAL_SOURCES = ("real_folder", "embedded_real", "places365")
@@ -105,24 +107,25 @@ def make_tfrecords(
 def main(argv):
     del argv
     if FLAGS.input_dir and FLAGS.manual_dir and FLAGS.input_dir != FLAGS.manual_dir:
-        raise app.UsageError("Pass only one of --input_dir / --manual_dir.")
-    try:
-        results = make_tfrecords(
-            FLAGS.source,
-            FLAGS.output_dir,
-            FLAGS.split,
-            input_dir=FLAGS.input_dir or FLAGS.manual_dir,
-            num_shards=FLAGS.num_shards,
-            overwrite=FLAGS.overwrite,
-            max_examples=FLAGS.max_examples,
-            image_format=FLAGS.image_format,
-            places365_data_dir=FLAGS.places365_data_dir,
+        raise ValueError(
+            "Pass only one of --input_dir / --manual_dir. Received: "
+            f"--input_dir={FLAGS.input_dir!r}, --manual_dir={FLAGS.manual_dir!r}"
         )
-    except ValueError as e:  # Bad input: one clear line, no stack trace.
-        sys.exit(f"make_tfrecords: {e}")
+    check_output_dir(FLAGS.output_dir, "--output_dir")
+    results = make_tfrecords(
+        FLAGS.source,
+        FLAGS.output_dir,
+        FLAGS.split,
+        input_dir=FLAGS.input_dir or FLAGS.manual_dir,
+        num_shards=FLAGS.num_shards,
+        overwrite=FLAGS.overwrite,
+        max_examples=FLAGS.max_examples,
+        image_format=FLAGS.image_format,
+        places365_data_dir=FLAGS.places365_data_dir,
+    )
     print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["source", "output_dir"])
-    app.run(main)
+    run(main, "make_tfrecords.py")

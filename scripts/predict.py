@@ -11,10 +11,14 @@ Example:
 
 from __future__ import annotations
 
-from absl import app, flags
+import os
+import shutil
 
-from mtsyn_tf.cli import one_line_errors
-from mtsyn_tf.export.predictor import Predictor, predict_folder
+from absl import flags
+
+from mtsyn_tf.cli import run
+from mtsyn_tf.export.predictor import Predictor, list_images, predict_folder
+from mtsyn_tf.io_utils import check_output_dir
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -29,14 +33,26 @@ flags.mark_flags_as_required(["model", "input_dir", "output_dir"])
 
 def main(argv):
     del argv
+    if FLAGS.batch_size < 1:
+        raise ValueError(f"--batch_size must be >= 1. Received: --batch_size={FLAGS.batch_size}")
+    check_output_dir(FLAGS.output_dir, "--output_dir")
+    list_images(FLAGS.input_dir)  # a missing or empty folder fails before the model loads
     predictor = Predictor(FLAGS.model)
-    files = predict_folder(
-        predictor, FLAGS.input_dir, FLAGS.output_dir, FLAGS.batch_size, save_raw=FLAGS.save_raw
-    )
+    created = not os.path.exists(FLAGS.output_dir)
+    try:
+        files = predict_folder(
+            predictor, FLAGS.input_dir, FLAGS.output_dir, FLAGS.batch_size, save_raw=FLAGS.save_raw
+        )
+    except BaseException:
+        # Each output file is written whole; a folder this run created holds only part of
+        # the predictions, so it goes (an existing folder keeps the complete files).
+        if created:
+            shutil.rmtree(FLAGS.output_dir, ignore_errors=True)
+        raise
     print(
         f"Wrote predictions for {len(files)} images from {predictor.source} to {FLAGS.output_dir}"
     )
 
 
 if __name__ == "__main__":
-    app.run(one_line_errors(main, "predict.py"))
+    run(main, "predict.py")

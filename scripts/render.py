@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
+
+from mtsyn_tf.cli import run
+from mtsyn_tf.io_utils import atomic_directory, check_output_dir
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_scenes", 180, "Training scenes (ids 0..N-1).")
@@ -43,25 +45,61 @@ def _write_grid(samples, output_dir: str) -> str:
     return write_sample_grid(samples, os.path.join(output_dir, "sample_grid.png"))
 
 
+def _check_flags() -> None:
+    """Every flag checked before anything is created on disk."""
+    from mtsyn_tf.render import generate
+
+    for name in ("workers", "images_per_shard"):
+        if getattr(FLAGS, name) < 1:
+            raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(FLAGS, name)}")
+    if FLAGS.grid_samples < 0:
+        raise ValueError(
+            f"--grid_samples must be >= 0. Received: --grid_samples={FLAGS.grid_samples}"
+        )
+    if not generate.split_scene_ids(FLAGS.num_scenes, FLAGS.num_test_scenes):
+        raise ValueError(
+            "Nothing to render: --num_scenes and --num_test_scenes are both 0. "
+            "Received: --num_scenes=0, --num_test_scenes=0"
+        )
+    path = FLAGS.output_dir
+    check_output_dir(path, "--output_dir")
+    if os.path.isdir(path) and os.listdir(path) and not FLAGS.overwrite:
+        raise ValueError(
+            f"--output_dir is not empty: {path!r}. Pass --overwrite to replace its contents."
+        )
+
+
 def main(argv):
     del argv
     from mtsyn_tf.render import generate
 
+    _check_flags()
     try:
-        generate.prepare_output_dir(FLAGS.output_dir, FLAGS.overwrite)
-    except ValueError as err:
-        sys.exit(f"render.py: {err}")
-    config = generate.RenderConfig(
-        resolution=FLAGS.resolution,
-        spp=FLAGS.spp,
-        max_depth=FLAGS.max_depth,
-        seed=FLAGS.seed,
-        views_per_scene=FLAGS.views_per_scene,
-        variant=FLAGS.variant,
-    )
+        config = generate.RenderConfig(
+            resolution=FLAGS.resolution,
+            spp=FLAGS.spp,
+            max_depth=FLAGS.max_depth,
+            seed=FLAGS.seed,
+            views_per_scene=FLAGS.views_per_scene,
+            variant=FLAGS.variant,
+        )
+    except ValueError as err:  # RenderConfig names its fields; say which flag that is.
+        raise ValueError(f"Bad render flag: {err}".replace("RenderConfig.", "--")) from None
+    # Rendered into a hidden sibling that replaces --output_dir only once complete: a
+    # failure (disk full, a crashed worker) leaves the previous contents, or nothing.
+    with atomic_directory(FLAGS.output_dir, overwrite=True) as tmp:
+        summary, samples = _render(generate, config, tmp)
+        if samples:
+            _write_grid(samples, tmp)
+    if samples:
+        logging.info("Wrote preview grid %s", os.path.join(FLAGS.output_dir, "sample_grid.png"))
+    print(json.dumps({k: v for k, v in summary.items()}, indent=2, default=str))
+
+
+def _render(generate, config, output_dir: str) -> tuple[dict, list]:
     if FLAGS.runner == "local":
         summary = generate.generate_dataset(
-            FLAGS.output_dir,
+            output_dir,
             FLAGS.num_scenes,
             FLAGS.num_test_scenes,
             config=config,
@@ -69,21 +107,17 @@ def main(argv):
             images_per_shard=FLAGS.images_per_shard,
             keep_samples=FLAGS.grid_samples,
         )
-        samples = summary.pop("samples")
-    else:
-        from mtsyn_tf.render import beam_pipeline
+        return summary, summary.pop("samples")
+    from mtsyn_tf.render import beam_pipeline
 
-        summary = beam_pipeline.run_beam(
-            FLAGS.output_dir,
-            FLAGS.num_scenes,
-            FLAGS.num_test_scenes,
-            config=config,
-            images_per_shard=FLAGS.images_per_shard,
-        )
-        samples = _first_samples(FLAGS.output_dir, FLAGS.grid_samples)
-    if samples:
-        logging.info("Wrote preview grid %s", _write_grid(samples, FLAGS.output_dir))
-    print(json.dumps({k: v for k, v in summary.items()}, indent=2, default=str))
+    summary = beam_pipeline.run_beam(
+        output_dir,
+        FLAGS.num_scenes,
+        FLAGS.num_test_scenes,
+        config=config,
+        images_per_shard=FLAGS.images_per_shard,
+    )
+    return summary, _first_samples(output_dir, FLAGS.grid_samples)
 
 
 def _first_samples(data_dir: str, count: int) -> list[dict]:
@@ -104,4 +138,4 @@ def _first_samples(data_dir: str, count: int) -> list[dict]:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main, "render.py")

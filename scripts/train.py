@@ -16,11 +16,13 @@ Re-running the same command resumes from the last checkpoint in --workdir.
 from __future__ import annotations
 
 import json
-import sys
 
-from absl import app, flags, logging
+from absl import flags
 
+from mtsyn_tf.cli import run
 from mtsyn_tf.models.presets import DA_TAPS, TASKS, preset_names
+from mtsyn_tf.trainer.callbacks import NonFiniteLossError
+from mtsyn_tf.trainer.checkpointing import CheckpointSaveError
 from mtsyn_tf.trainer.config import DEFAULT_LOSS_WEIGHTS, TrainerConfig
 from mtsyn_tf.trainer.loop import OPTIMIZERS, STRATEGIES, RunConfig, train
 from mtsyn_tf.trainer.mtl_adversarial import NONFINITE_POLICIES
@@ -48,6 +50,13 @@ flags.DEFINE_string(
     "workdir",
     "workspace/runs/default",
     "Run directory (config, checkpoints, TensorBoard, exports).",
+)
+flags.DEFINE_bool(
+    "restart",
+    False,
+    "Delete the run already in --workdir (checkpoints, history, config.json, exports) and "
+    "train from scratch. Without it, a --workdir whose config.json records other settings "
+    "(batch size, seed, steps, data, ...) is refused instead of resumed.",
 )
 flags.DEFINE_integer(
     "batch_size", 28, "Per-replica batch size for each domain (reference: 28 × 8 GPUs)."
@@ -169,21 +178,19 @@ def run_config_from_flags() -> RunConfig:
         optimizer=FLAGS.optimizer,
         jit_compile=FLAGS.jit_compile,
         profile_steps=tuple(FLAGS.profile_steps) or None,
+        restart=FLAGS.restart,
     )
+
+
+# Errors that end a run with one line on stderr (besides ValueError and OSError).
+RUN_ERRORS = (NonFiniteLossError, CheckpointSaveError)
 
 
 def main(argv):
     del argv
-    from mtsyn_tf.trainer.callbacks import NonFiniteLossError
-    from mtsyn_tf.trainer.checkpointing import CheckpointSaveError
-
-    try:
-        results = train(run_config_from_flags())
-    except (ValueError, NonFiniteLossError, CheckpointSaveError) as err:
-        logging.error("%s", err)
-        sys.exit(f"train.py: {err}")
+    results = train(run_config_from_flags())
     print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main, "train.py", RUN_ERRORS)

@@ -29,8 +29,16 @@ import sys
 # scripts/train.py defines every run flag; reuse them rather than repeat them here.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from absl import app, flags, logging  # noqa: E402
-from train import FLAGS, run_config_from_flags  # noqa: E402
+from absl import flags  # noqa: E402
+from train import FLAGS, RUN_ERRORS, run_config_from_flags  # noqa: E402
+
+from mtsyn_tf.cli import run  # noqa: E402
+from mtsyn_tf.trainer.multi_worker import (  # noqa: E402
+    ClusterConfigError,
+    PeerUnavailableError,
+    resolve_tf_config,
+    train_multi_worker,
+)
 
 flags.DEFINE_list(
     "worker_hosts", [], "host:port of every worker, in task order (else $TF_CONFIG is used)."
@@ -49,34 +57,19 @@ flags.DEFINE_float(
 
 def main(argv):
     del argv
-    from mtsyn_tf.trainer.callbacks import NonFiniteLossError
-    from mtsyn_tf.trainer.checkpointing import CheckpointSaveError
-    from mtsyn_tf.trainer.multi_worker import (
-        ClusterConfigError,
-        PeerUnavailableError,
-        resolve_tf_config,
-        train_multi_worker,
+    tf_config = resolve_tf_config(FLAGS.worker_hosts, FLAGS.task_index)
+    results = train_multi_worker(
+        run_config_from_flags(),
+        tf_config,
+        peer_timeout_s=FLAGS.peer_timeout_s,
+        collective_timeout_s=FLAGS.collective_timeout_s,
     )
-
-    try:
-        tf_config = resolve_tf_config(FLAGS.worker_hosts, FLAGS.task_index)
-        results = train_multi_worker(
-            run_config_from_flags(),
-            tf_config,
-            peer_timeout_s=FLAGS.peer_timeout_s,
-            collective_timeout_s=FLAGS.collective_timeout_s,
-        )
-    except (
-        ClusterConfigError,
-        PeerUnavailableError,
-        ValueError,
-        NonFiniteLossError,
-        CheckpointSaveError,
-    ) as err:
-        logging.error("%s", err)
-        sys.exit(f"train_multi_worker.py: {err}")
     print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(
+        main,
+        "train_multi_worker.py",
+        (ClusterConfigError, PeerUnavailableError, *RUN_ERRORS),
+    )

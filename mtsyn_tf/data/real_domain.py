@@ -35,6 +35,9 @@ _SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 # Magic numbers of the formats we accept, checked up front so a stray non-image file is
 # reported by name instead of failing later inside a tf.data graph.
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+# Smallest photo side accepted: a real crop covers >= min_scale (0.3) of the shorter side,
+# so below 16 px a "photo" is a handful of pixels blown up to 227 (an icon, not a scene).
+MIN_PHOTO_SIDE = 16
 
 
 # ------------------------------------------------------------------ numpy-side sources
@@ -66,7 +69,8 @@ def folder_photo_paths(folder: str) -> list[str]:
             start like a JPEG/PNG (the path is named).
     """
     if not os.path.isdir(folder):
-        raise ValueError(f"Photo folder does not exist. Received: folder={folder!r}")
+        what = "is not a directory" if os.path.exists(folder) else "does not exist"
+        raise ValueError(f"Photo folder {what}. Received: folder={folder!r}")
     paths = []
     for root, _, files in os.walk(folder):
         paths += [os.path.join(root, f) for f in files if f.lower().endswith(PHOTO_EXTENSIONS)]
@@ -76,18 +80,43 @@ def folder_photo_paths(folder: str) -> list[str]:
             "recursively)."
         )
     for path in paths:
-        with open(path, "rb") as f:
-            head = f.read(8)
-        if not any(head.startswith(m) for m in _MAGIC):
-            raise ValueError(f"Not a readable JPEG/PNG file: {path}")
+        check_photo_header(path)
     return sorted(paths)
 
 
+def check_photo_header(path: str) -> None:
+    """Reads only the header: a JPEG/PNG of at least MIN_PHOTO_SIDE pixels, or ValueError.
+
+    Grayscale, 16-bit, palette, alpha and CMYK files pass: both decoders used here
+    (OpenCV's ``IMREAD_COLOR`` and ``tf.io.decode_image(channels=3)``) convert them to
+    8-bit RGB.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not any(head.startswith(m) for m in _MAGIC):
+        raise ValueError(f"Not a readable JPEG/PNG file: {path}")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, UnidentifiedImageError, SyntaxError) as err:
+        raise ValueError(f"Not a readable JPEG/PNG file ({err}): {path}") from None
+    if min(width, height) < MIN_PHOTO_SIDE:
+        raise ValueError(
+            f"Photo is {width}x{height} pixels; expected at least {MIN_PHOTO_SIDE} on each "
+            f"side. Received: {path}"
+        )
+
+
 def read_photo(path: str) -> np.ndarray:
-    """Decodes one photo to uint8 RGB [H, W, 3]; ValueError naming the path if unreadable."""
+    """Decodes one photo to uint8 RGB [H, W, 3]; ValueError naming the path if unreadable.
+
+    16-bit, grayscale, palette, alpha and CMYK files are converted (``IMREAD_COLOR``).
+    """
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
-        raise ValueError(f"Could not decode photo: {path}")
+        raise ValueError(f"Could not decode photo (truncated or corrupt?): {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

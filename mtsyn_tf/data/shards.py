@@ -50,7 +50,11 @@ def read_manifest(data_dir: str) -> dict:
             different schema version.
     """
     if not os.path.isdir(data_dir):
-        raise ValueError(f"Data directory does not exist. Received: data_dir={data_dir!r}")
+        what = "is not a directory" if os.path.exists(data_dir) else "does not exist"
+        raise ValueError(
+            f"Data directory {what}; expected a directory of shards with a manifest.json. "
+            f"Received: data_dir={data_dir!r}"
+        )
     path = os.path.join(data_dir, MANIFEST_NAME)
     if not os.path.isfile(path):
         present = sorted(f for f in os.listdir(data_dir) if f.endswith(".tfrecord"))
@@ -64,8 +68,12 @@ def read_manifest(data_dir: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"Could not parse manifest {path}: {e}") from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(
+            f"Could not parse manifest {path} (expected the JSON written by "
+            f"scripts/make_tfrecords.py or scripts/render.py): {e}"
+        ) from None
+    _check_manifest_structure(manifest, path)
     version = manifest.get("schema_version")
     if version != SCHEMA_VERSION:
         raise ValueError(
@@ -73,6 +81,27 @@ def read_manifest(data_dir: str) -> dict:
             f"SCHEMA_VERSION={SCHEMA_VERSION}. Regenerate the shards."
         )
     return manifest
+
+
+def _check_manifest_structure(manifest, path: str) -> None:
+    """The fields readers index into, so a damaged manifest fails here by name, not later."""
+    problem = None
+    if not isinstance(manifest, dict):
+        problem = f"a JSON object, not {type(manifest).__name__}"
+    elif not isinstance(manifest.get("splits", {}), dict):
+        problem = '"splits" as an object'
+    else:
+        for split, entry in manifest.get("splits", {}).items():
+            shards_ = entry.get("shards") if isinstance(entry, dict) else None
+            if not isinstance(shards_, list) or not all(
+                isinstance(s, dict) and {"name", "num_records", "sha256"} <= set(s) for s in shards_
+            ):
+                problem = (
+                    f'split {split!r} as {{"shards": [{{"name", "num_records", "sha256"}}, ...]}}'
+                )
+                break
+    if problem:
+        raise ValueError(f"Manifest {path} is damaged: expected {problem}. Regenerate the shards.")
 
 
 def list_shards(data_dir: str, split: str) -> list[str]:
@@ -97,27 +126,71 @@ def list_shards(data_dir: str, split: str) -> list[str]:
     return paths
 
 
-def verify_shards(data_dir: str, split: str) -> int:
-    """Checks each shard's sha256 and reads every record; returns the record count.
+VERIFY_LEVELS = ("size", "sha256", "records")
+
+
+def verify_shards(data_dir: str, split: str, level: str = "records") -> int:
+    """Checks a split's shards against the manifest; returns the record count.
+
+    ``level``: ``"size"`` compares file sizes (free: a truncated shard fails without being
+    read); ``"sha256"`` also hashes every file (one full read); ``"records"`` also reads
+    every record, checking framing, CRCs and the record counts.
 
     Raises:
-        ValueError: naming the first shard whose checksum, record count or framing is bad.
+        ValueError: naming the first shard whose size, checksum, record count or framing
+            does not match the manifest.
     """
-    manifest = read_manifest(data_dir)
+    if level not in VERIFY_LEVELS:
+        raise ValueError(f"level must be one of {VERIFY_LEVELS}. Received: level={level!r}")
+    paths = list_shards(data_dir, split)
+    entries = read_manifest(data_dir)["splits"][split]["shards"]
+    for shard, path in zip(entries, paths):
+        size = os.path.getsize(path)
+        if "num_bytes" in shard and size != shard["num_bytes"]:
+            raise ValueError(
+                f"Shard {path} is {size} bytes; the manifest says {shard['num_bytes']} "
+                "(truncated or overwritten). Regenerate the shards."
+            )
     total = 0
-    for shard, path in zip(manifest["splits"][split]["shards"], list_shards(data_dir, split)):
-        if _sha256(path) != shard["sha256"]:
-            raise ValueError(f"Shard {path} does not match the sha256 recorded in the manifest.")
-        try:
-            count = sum(1 for _ in tf.data.TFRecordDataset(path))
-        except tf.errors.OpError as e:
-            raise ValueError(f"Corrupt record in shard {path}: {e.message}") from None
+    for shard, path in zip(entries, paths):
+        if level != "size" and _sha256(path) != shard["sha256"]:
+            raise ValueError(
+                f"Shard {path} does not match the sha256 recorded in the manifest "
+                f"({str(shard['sha256'])[:12]}...): the file is corrupt or the manifest is "
+                "stale. Regenerate the shards."
+            )
+        count = count_records(path) if level == "records" else shard["num_records"]
         if count != shard["num_records"]:
             raise ValueError(
                 f"Shard {path} holds {count} records; the manifest says {shard['num_records']}."
             )
         total += count
     return total
+
+
+def count_records(path: str) -> int:
+    """Records in one TFRecord file; ValueError naming it on a truncated or CRC-bad record."""
+    try:
+        return sum(1 for _ in tf.data.TFRecordDataset(path))
+    except tf.errors.OpError as e:
+        reason = e.message.strip().splitlines()[0] if e.message else type(e).__name__
+        raise ValueError(f"Corrupt record in shard {path}: {reason}") from None
+
+
+def find_corrupt_shard(data_dir: str) -> None:
+    """Reads every shard of every split in ``data_dir``; raises ValueError naming a bad one.
+
+    Used after a ``DataLossError`` during training, whose message names no file. Record
+    framing and CRCs are checked (not the sha256, which a shard rewritten along with its
+    manifest legitimately changes).
+    """
+    for split in read_manifest(data_dir).get("splits", {}):
+        for path in list_shards(data_dir, split):
+            count_records(path)
+
+
+def total_bytes(data_dir: str, split: str) -> int:
+    return sum(os.path.getsize(p) for p in list_shards(data_dir, split))
 
 
 def _check_manifest_compatible(manifest: dict, kind: str, source: str, data_dir: str) -> None:
@@ -163,7 +236,23 @@ def write_shards(
         raise ValueError(
             f"split must be a plain name without '/' or '-'. Received: split={split!r}"
         )
-    os.makedirs(output_dir, exist_ok=True)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(
+            f"Output directory is a file; expected a directory for shards. "
+            f"Received: output_dir={output_dir!r}"
+        )
+    created = not os.path.exists(output_dir)
+    try:
+        return _write_shards(records, output_dir, split, num_shards, kind, source, overwrite)
+    except BaseException:
+        # A directory this call created holds nothing complete: remove it (only if empty,
+        # so nothing another writer put there is lost).
+        if created and os.path.isdir(output_dir) and not os.listdir(output_dir):
+            os.rmdir(output_dir)
+        raise
+
+
+def _write_shards(records, output_dir, split, num_shards, kind, source, overwrite) -> list[str]:
     manifest_path = os.path.join(output_dir, MANIFEST_NAME)
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -184,6 +273,7 @@ def write_shards(
     head = list(itertools.islice(iterator, num_shards))
     if not head:
         raise ValueError(f"No records to write for split {split!r} into {output_dir!r}.")
+    os.makedirs(output_dir, exist_ok=True)
     num_shards = len(head)
     final = [os.path.join(output_dir, shard_name(split, i, num_shards)) for i in range(num_shards)]
     temps = [f"{path}.tmp-{os.getpid()}" for path in final]
@@ -202,7 +292,10 @@ def write_shards(
             writer.close()
     except BaseException:
         for writer, tmp in zip(writers, temps):
-            writer.close()
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - a full disk fails close() too; clean up anyway
+                pass
             if os.path.exists(tmp):
                 os.remove(tmp)
         raise
@@ -217,7 +310,12 @@ def write_shards(
     manifest["splits"][split] = {
         "num_records": sum(counts),
         "shards": [
-            {"name": os.path.basename(p), "num_records": c, "sha256": _sha256(p)}
+            {
+                "name": os.path.basename(p),
+                "num_records": c,
+                "num_bytes": os.path.getsize(p),
+                "sha256": _sha256(p),
+            }
             for p, c in zip(final, counts)
         ],
     }

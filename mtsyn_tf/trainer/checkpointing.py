@@ -7,7 +7,9 @@ consumed batches replays the uninterrupted run.
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 
 import tensorflow as tf
 from absl import logging
@@ -51,6 +53,7 @@ class RunCheckpointer:
         try:
             path = self.manager.save(checkpoint_number=epoch)
         except (tf.errors.OpError, OSError) as err:
+            self._remove_partial(epoch)
             previous = tf.train.latest_checkpoint(self.directory)
             message = getattr(err, "message", None) or str(err)
             raise CheckpointSaveError(
@@ -61,6 +64,23 @@ class RunCheckpointer:
             ) from err
         logging.info("Saved checkpoint %s", path)
         return path
+
+    def _remove_partial(self, epoch: int) -> None:
+        """Deletes what a failed save of ``epoch`` wrote (TF leaves ``ckpt-N_temp*/`` and
+        partial ``ckpt-N.*`` files); checkpoints the manager lists are never touched."""
+        prefix = os.path.join(self.directory, f"ckpt-{epoch}")
+        if prefix in self.manager.checkpoints:
+            return
+        for path in glob.glob(glob.escape(prefix) + "_temp*") + glob.glob(
+            glob.escape(prefix) + ".*"
+        ):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
 
     def restore_latest(self) -> int:
         """Restores the newest readable checkpoint; returns its epoch (0 if none).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 
 import keras
@@ -17,6 +18,7 @@ import tensorflow as tf
 from absl import logging
 
 from mtsyn_tf.data import pipeline, shards
+from mtsyn_tf.io_utils import check_output_dir
 from mtsyn_tf.models import build_discriminator, build_multitask_model, get_preset
 from mtsyn_tf.trainer import callbacks as cbs
 from mtsyn_tf.trainer import precision as mp
@@ -67,6 +69,7 @@ class RunConfig:
     optimizer: str = "adam"  # "sgd": plain SGD with the same schedule (comparisons)
     jit_compile: bool = False  # XLA for the train step (one device only)
     profile_steps: tuple | None = None  # (START, STOP): profiler trace in <workdir>/profile
+    restart: bool = False  # delete the run already in workdir and train from scratch
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -110,25 +113,164 @@ def _check_run_inputs(cfg: RunConfig) -> dict:
         )
     if cfg.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}. Received: {cfg.optimizer!r}")
+    _check_training_data(cfg)
+    check_output_dir(cfg.workdir, "--workdir")
+    if not cfg.restart:
+        _check_resume_config(cfg, preset)
+    return preset
+
+
+# Shards up to this size are hashed before training (about a second per GiB): a wrong or
+# stale sha256 is caught before the first step. Larger sets get the free size check only;
+# a corrupt record then stops training with the shard named (see _name_corrupt_shard).
+VERIFY_SHA256_MAX_BYTES = 1 << 30
+
+
+def _check_training_data(cfg: RunConfig) -> None:
     try:
+        manifest = shards.read_manifest(cfg.synthetic_dir)
         shards.list_shards(cfg.synthetic_dir, "train")
     except ValueError as err:
         raise ValueError(
             f"--synthetic_dir has no training shards: {err} Render a set with "
             "scripts/render.py or convert one with scripts/make_tfrecords.py."
         ) from None
-    existing = os.path.join(cfg.workdir, "config.json")
-    if os.path.exists(existing):
-        with open(existing) as f:
-            previous = json.load(f)
-        prev_preset = previous.get("resolved_preset")
-        if prev_preset is not None and prev_preset != json.loads(json.dumps(preset)):
+    if manifest.get("kind") != "synthetic":
+        raise ValueError(
+            f"--synthetic_dir holds {manifest.get('kind')!r} shards; expected 'synthetic' "
+            f"(rendered or converted with labels). Received: {cfg.synthetic_dir!r}"
+        )
+    _verify(cfg.synthetic_dir, "train")
+    real = cfg.real_source
+    if os.path.isfile(os.path.join(real, shards.MANIFEST_NAME)):
+        if shards.read_manifest(real).get("kind") != "real":
             raise ValueError(
-                f"{cfg.workdir} holds a run of a different model (preset "
-                f"{previous.get('preset')!r} with different settings) than requested "
-                f"({cfg.preset!r}). Use another --workdir or the same preset to resume."
+                f"--real_source holds {shards.read_manifest(real).get('kind')!r} shards; "
+                f"expected 'real' (photos). Received: {real!r}"
             )
-    return preset
+        _verify(real, "train")
+    elif real not in ("embedded", "places365") and not os.path.isdir(real):
+        raise ValueError(
+            "--real_source must be 'embedded', 'places365', a photo folder or a directory of "
+            f"real shards. Received: {real!r}"
+        )
+
+
+def _verify(data_dir: str, split: str) -> None:
+    large = shards.total_bytes(data_dir, split) > VERIFY_SHA256_MAX_BYTES
+    if large:
+        logging.info(
+            "%s is large: checking shard sizes only (not sha256) before training.", data_dir
+        )
+    shards.verify_shards(data_dir, split, level="size" if large else "sha256")
+
+
+# Settings that may change between a run and its resumption: they do not change what is
+# trained (paths are compared through the data manifests instead).
+RESUMABLE_FIELDS = frozenset(
+    {
+        "workdir",
+        "verbose",
+        "image_summaries",
+        "eval_batches",
+        "eval_split",
+        "profile_steps",
+        "places365_data_dir",
+        "synthetic_dir",
+        "real_source",
+        "restart",
+    }
+)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and key != "preset_overrides":
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _check_resume_config(cfg: RunConfig, preset: dict) -> None:
+    """Refuses to resume a run whose recorded settings differ from the requested ones.
+
+    Resuming skips ``epoch × steps_per_epoch`` batches of a stream seeded by ``seed`` and
+    continues a learning-rate schedule sized by ``epochs × steps_per_epoch``: with another
+    batch size, seed, step count, data or loss setting the result would be neither run.
+    """
+    existing = os.path.join(cfg.workdir, "config.json")
+    if not os.path.exists(existing):
+        return
+    try:
+        with open(existing, encoding="utf-8") as f:
+            previous = json.load(f)
+        if not isinstance(previous, dict):
+            raise ValueError(f"a JSON object, not {type(previous).__name__}")
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(
+            f"Cannot resume: {existing} is unreadable ({err}). Pass --restart to delete the "
+            "run and start over, or use another --workdir."
+        ) from None
+    prev_preset = previous.get("resolved_preset")
+    if prev_preset is not None and prev_preset != json.loads(json.dumps(preset)):
+        raise ValueError(
+            f"{cfg.workdir} holds a run of a different model (preset "
+            f"{previous.get('preset')!r} with different settings) than requested "
+            f"({cfg.preset!r}). Use another --workdir, the same preset to resume, or "
+            "--restart to start over."
+        )
+    requested = _flatten(json.loads(json.dumps(cfg.to_dict(), default=str)))
+    recorded = _flatten({k: v for k, v in previous.items() if k in cfg.to_dict()})
+    differing = [
+        f"{key} ({recorded[key]!r} -> {requested[key]!r})"
+        for key in sorted(requested)
+        if key.split(".")[0] not in RESUMABLE_FIELDS
+        and key in recorded
+        and recorded[key] != requested[key]
+    ]
+    manifests = previous.get("data_manifests") or {}
+    current = _data_manifests(cfg)
+    for name, flag in (("synthetic", "synthetic_dir"), ("real", "real_source")):
+        if name in manifests and manifests[name] != current[name]:
+            differing.append(f"{flag} (other data than recorded)")
+    if differing:
+        raise ValueError(
+            f"Cannot resume {cfg.workdir}: its config.json records other settings: "
+            f"{', '.join(differing)}. Pass the recorded values to resume, --restart to delete "
+            "the run and start over, or use another --workdir."
+        )
+
+
+# What a run writes into its workdir (deleted by restart=True; nothing else is touched).
+RUN_ARTIFACTS = (
+    "checkpoints",
+    "config.json",
+    "history.csv",
+    "eval.json",
+    "tensorboard",
+    "profile",
+    "saved_model_base",
+)
+
+
+def _delete_run(workdir: str) -> None:
+    for name in RUN_ARTIFACTS:
+        path = os.path.join(workdir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+
+
+def _data_manifests(cfg: RunConfig) -> dict:
+    return {
+        "synthetic": data_manifest(cfg.synthetic_dir),
+        # A photo folder has no manifest: its path stands for it.
+        "real": (data_manifest(cfg.real_source) if os.path.isdir(cfg.real_source) else None)
+        or cfg.real_source,
+    }
 
 
 def _record_run(cfg: RunConfig, preset: dict, strategy) -> None:
@@ -141,12 +283,7 @@ def _record_run(cfg: RunConfig, preset: dict, strategy) -> None:
             "dtype_policy": mp.resolve_policy(cfg.precision),
             "versions": package_versions(),
             "git_commit": git_commit(),
-            "data_manifests": {
-                "synthetic": data_manifest(cfg.synthetic_dir),
-                "real": data_manifest(cfg.real_source)
-                if os.path.isdir(cfg.real_source)
-                else cfg.real_source,
-            },
+            "data_manifests": _data_manifests(cfg),
         },
     )
 
@@ -202,8 +339,37 @@ def train(cfg: RunConfig, extra_callbacks=()) -> dict:
     The Keras dtype policy of ``cfg.precision`` holds inside the call and is restored after.
     """
     preset = _check_run_inputs(cfg)
-    with mp.use_policy(mp.resolve_policy(cfg.precision)):
-        return _train(cfg, preset, extra_callbacks)
+    if cfg.restart:
+        _delete_run(cfg.workdir)
+    before = sorted(os.listdir(cfg.workdir)) if os.path.isdir(cfg.workdir) else None
+    try:
+        try:
+            with mp.use_policy(mp.resolve_policy(cfg.precision)):
+                return _train(cfg, preset, extra_callbacks)
+        except tf.errors.DataLossError as err:  # a corrupt record while training/evaluating
+            _name_corrupt_shard(cfg, err)
+    except BaseException:
+        _remove_partial_run(cfg.workdir, before)
+        raise
+
+
+def _remove_partial_run(workdir: str, before: list | None) -> None:
+    """After a failure with no checkpoint to resume from, removes what this call wrote.
+
+    A run that checkpointed stays (re-running resumes it); otherwise nothing half-written
+    is left: the workdir if this call created it, else the entries it added.
+    """
+    if RunCheckpointer.has_checkpoint(os.path.join(workdir, "checkpoints")):
+        return
+    if before is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return
+    for name in set(os.listdir(workdir)) - set(before) if os.path.isdir(workdir) else ():
+        path = os.path.join(workdir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
 
 
 def _train(cfg: RunConfig, preset: dict, extra_callbacks) -> dict:
@@ -289,6 +455,20 @@ def _train(cfg: RunConfig, preset: dict, extra_callbacks) -> dict:
         trainer.model, os.path.join(cfg.workdir, "saved_model_base")
     )
     return results
+
+
+def _name_corrupt_shard(cfg: RunConfig, err: tf.errors.DataLossError) -> None:
+    """A ``DataLossError`` names no file: re-reads the shards to find and name the bad one."""
+    dirs = [cfg.synthetic_dir]
+    if os.path.isfile(os.path.join(cfg.real_source, shards.MANIFEST_NAME)):
+        dirs.append(cfg.real_source)
+    for data_dir in dirs:
+        shards.find_corrupt_shard(data_dir)  # raises ValueError naming the shard
+    first = (err.message or "").strip().splitlines()[:1]
+    raise ValueError(
+        f"Corrupt training data ({first[0] if first else 'DataLossError'}), but every shard "
+        f"of {dirs} reads back cleanly now. Received: {dirs}"
+    ) from err
 
 
 def _eval_dataset(cfg: RunConfig, image_size: int):
