@@ -9,10 +9,21 @@ error types then ends the program with exit status 1 and exactly one line on std
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 
 from absl import app, flags
+
+
+def tf_error_reason(err: BaseException) -> str:
+    """The informative first line of a TensorFlow error, without its graph-function prefix
+    (``{{function_node __wrapped__SaveV2...}}``) and op suffix (``[Op:IteratorGetNext]``)."""
+    message = getattr(err, "message", None) or str(err)
+    lines = message.strip().splitlines()
+    line = re.sub(r"\{\{[^}]*\}\}\s*", "", lines[0] if lines else "")
+    line = re.sub(r"\s*\[Op:[^\]]*\].*$", "", line).strip()
+    return line or type(err).__name__
 
 
 def _one_line(text: str) -> str:
@@ -31,8 +42,7 @@ def describe_error(err: BaseException) -> str:
         )
     if _is_tf_error(err):
         # TF's messages carry graph/op context on later lines; the first says what failed.
-        message = getattr(err, "message", "") or str(err)
-        return f"{type(err).__name__}: {message.strip().splitlines()[0] if message else ''}"
+        return f"{type(err).__name__}: {tf_error_reason(err)}"
     return _one_line(err) or type(err).__name__
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import tensorflow as tf
 from absl import flags
 
-from mtsyn_tf.cli import run
+from mtsyn_tf.cli import run, tf_error_reason
 from mtsyn_tf.export import (
     convert_to_standard_alexnet,
     export_for_serving,
@@ -88,8 +89,22 @@ def main(argv):
     del argv
     _check_output_flags()
     model = _load_model()
+    destination = FLAGS.model_base_path if FLAGS.format == "serving" else FLAGS.output
+    try:
+        path = _export(model)
+    except (OSError, tf.errors.OpError) as err:  # disk full, I/O error: nothing was published
+        reason = tf_error_reason(err) if isinstance(err, tf.errors.OpError) else err.strerror
+        raise ValueError(
+            f"Could not write the export to {destination} ({reason}); expected a writable "
+            "directory with free space. Nothing was left there."
+        ) from None
+    print(f"Exported to {path}")
+
+
+def _export(model) -> str:
+    """Writes the requested format (each writer publishes atomically); returns its path."""
     if FLAGS.format == "serving":
-        path = export_for_serving(
+        return export_for_serving(
             model,
             FLAGS.model_base_path,
             version=FLAGS.version,
@@ -97,23 +112,21 @@ def main(argv):
             overwrite=FLAGS.overwrite,
             model_name=FLAGS.model_name,
         )
-    elif FLAGS.format == "onnx":
+    if FLAGS.format == "onnx":
         with atomic_directory(FLAGS.output, overwrite=FLAGS.overwrite) as tmp:
             export_onnx_predictor(
                 model, os.path.join(tmp, "predictor.onnx"), batch_size=FLAGS.batch_size
             )
             export_onnx_base(model, os.path.join(tmp, "base.onnx"), batch_size=FLAGS.batch_size)
-        path = FLAGS.output
-    else:
-        alexnet = convert_to_standard_alexnet(model)
-        if FLAGS.rescale_images:
-            files = list_images(FLAGS.rescale_images)[: FLAGS.rescale_count]
-            images = np.stack([load_image(f, model.image_size) for f in files])
-            krahenbuhl_rescale(alexnet, images)
-        path = save_standard_alexnet(
-            alexnet, FLAGS.output, overwrite=FLAGS.overwrite, caffe=FLAGS.caffe
-        )
-    print(f"Exported to {path}")
+        return FLAGS.output
+    alexnet = convert_to_standard_alexnet(model)
+    if FLAGS.rescale_images:
+        files = list_images(FLAGS.rescale_images)[: FLAGS.rescale_count]
+        images = np.stack([load_image(f, model.image_size) for f in files])
+        krahenbuhl_rescale(alexnet, images)
+    return save_standard_alexnet(
+        alexnet, FLAGS.output, overwrite=FLAGS.overwrite, caffe=FLAGS.caffe
+    )
 
 
 if __name__ == "__main__":

@@ -43,11 +43,13 @@ def main(argv):
         files = predict_folder(
             predictor, FLAGS.input_dir, FLAGS.output_dir, FLAGS.batch_size, save_raw=FLAGS.save_raw
         )
-    except BaseException:
+    except BaseException as err:
         # Each output file is written whole; a folder this run created holds only part of
         # the predictions, so it goes (an existing folder keeps the complete files).
         if created:
             shutil.rmtree(FLAGS.output_dir, ignore_errors=True)
+        if isinstance(err, OSError) and err.filename is None:  # e.g. a full disk in write()
+            raise OSError(err.errno, err.strerror, FLAGS.output_dir) from err
         raise
     print(
         f"Wrote predictions for {len(files)} images from {predictor.source} to {FLAGS.output_dir}"

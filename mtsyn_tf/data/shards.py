@@ -23,6 +23,7 @@ from collections.abc import Iterable
 
 import tensorflow as tf
 
+from mtsyn_tf.cli import tf_error_reason
 from mtsyn_tf.data.schema import KIND_REAL, KIND_SYNTHETIC, SCHEMA_VERSION
 from mtsyn_tf.io_utils import write_text_atomic
 
@@ -173,8 +174,7 @@ def count_records(path: str) -> int:
     try:
         return sum(1 for _ in tf.data.TFRecordDataset(path))
     except tf.errors.OpError as e:
-        reason = e.message.strip().splitlines()[0] if e.message else type(e).__name__
-        raise ValueError(f"Corrupt record in shard {path}: {reason}") from None
+        raise ValueError(f"Corrupt record in shard {path}: {tf_error_reason(e)}") from None
 
 
 def find_corrupt_shard(data_dir: str) -> None:
@@ -204,6 +204,22 @@ def _check_manifest_compatible(manifest: dict, kind: str, source: str, data_dir:
             f"{data_dir!r} already holds shards from source {manifest.get('source')!r}; "
             f"received source={source!r}. Use one directory per source."
         )
+
+
+def _write_or_explain(write, record, path: str) -> None:
+    """``write(record)`` (or ``write()``); a failed write (disk full, I/O error) becomes a
+    ValueError naming the shard, instead of TF's error about a temporary file."""
+    try:
+        if record is None:
+            write()
+        else:
+            write(record)
+    except (tf.errors.OpError, OSError) as e:
+        reason = tf_error_reason(e) if isinstance(e, tf.errors.OpError) else e.strerror
+        raise ValueError(
+            f"Could not write shard {path} ({reason}); expected free space and a writable "
+            "directory. Nothing was written for this split."
+        ) from None
 
 
 def write_shards(
@@ -278,18 +294,19 @@ def _write_shards(records, output_dir, split, num_shards, kind, source, overwrit
     final = [os.path.join(output_dir, shard_name(split, i, num_shards)) for i in range(num_shards)]
     temps = [f"{path}.tmp-{os.getpid()}" for path in final]
     counts = [0] * num_shards
-    writers = [tf.io.TFRecordWriter(path) for path in temps]
+    writers = []
     try:
+        writers += [tf.io.TFRecordWriter(path) for path in temps]
         for i, record in enumerate(itertools.chain(head, iterator)):
             if not isinstance(record, bytes):
                 raise ValueError(
                     f"Record {i} for split {split!r} must be serialized bytes. "
                     f"Received: {type(record).__name__}"
                 )
-            writers[i % num_shards].write(record)
+            _write_or_explain(writers[i % num_shards].write, record, final[i % num_shards])
             counts[i % num_shards] += 1
-        for writer in writers:
-            writer.close()
+        for writer, path in zip(writers, final):
+            _write_or_explain(writer.close, None, path)
     except BaseException:
         for writer, tmp in zip(writers, temps):
             try:

@@ -16,6 +16,7 @@ import os
 
 import tensorflow as tf
 
+from mtsyn_tf.cli import tf_error_reason
 from mtsyn_tf.models import build_multitask_model, get_preset
 
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -140,8 +141,14 @@ def load_model_from_checkpoint(workdir_or_ckpt: str, expected_preset: str | dict
         status = tf.train.Checkpoint(model=model).restore(prefix)
         status.expect_partial()
         status.assert_existing_objects_matched()
-    except tf.errors.OpError as err:
-        raise ValueError(f"Corrupt or unreadable checkpoint ({err}). Received: {prefix}") from err
+    except (tf.errors.OpError, IndexError, EOFError, OSError) as err:
+        # A truncated .data file surfaces as IndexError("Read less bytes than requested")
+        # from the restore's tensor reader, not as a TF error.
+        reason = tf_error_reason(err) if isinstance(err, tf.errors.OpError) else str(err)
+        raise ValueError(
+            f"Corrupt or unreadable checkpoint ({type(err).__name__}: {reason}); expected the "
+            f"complete ckpt-N.index and ckpt-N.data-* files of a training run. Received: {prefix}"
+        ) from None
     except (ValueError, AssertionError) as err:
         raise ValueError(
             "The checkpoint does not match the model built from config.json (preset mismatch "

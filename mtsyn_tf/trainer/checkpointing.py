@@ -14,6 +14,8 @@ import shutil
 import tensorflow as tf
 from absl import logging
 
+from mtsyn_tf.cli import tf_error_reason
+
 
 class CheckpointSaveError(RuntimeError):
     """Writing a checkpoint failed (disk full, permissions); the previous one is intact."""
@@ -55,10 +57,9 @@ class RunCheckpointer:
         except (tf.errors.OpError, OSError) as err:
             self._remove_partial(epoch)
             previous = tf.train.latest_checkpoint(self.directory)
-            message = getattr(err, "message", None) or str(err)
             raise CheckpointSaveError(
                 f"Could not write the epoch-{epoch} checkpoint in {self.directory} "
-                f"({type(err).__name__}: {message.splitlines()[0] if message else ''}). "
+                f"({type(err).__name__}: {tf_error_reason(err)}). "
                 f"The previous checkpoint is intact: {previous}. Free disk space and re-run "
                 "the same command to resume from it."
             ) from err

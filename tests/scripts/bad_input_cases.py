@@ -875,7 +875,7 @@ def case_predict_truncated_checkpoint(w):
 def case_predict_model_missing(w):
     model, photos = w.path("nowhere"), w.photos(a_dot_png=png_bytes())
     return Case(
-        "predict.py", _predict(w, model, photos), "not found", model, absent=[w.path("out")]
+        "predict.py", _predict(w, model, photos), "does not exist", model, absent=[w.path("out")]
     )
 
 

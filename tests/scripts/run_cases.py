@@ -28,6 +28,7 @@ import resource
 import runpy
 import sys
 import tempfile
+import time
 import traceback
 
 from absl import app, flags  # noqa: F401 - app defines the help flags kept across cases
@@ -51,7 +52,7 @@ def _run_one(case: dict, baseline: set, scripts_dir: str) -> dict:
         sys.stderr.flush()
         os.dup2(out.fileno(), 1)
         os.dup2(err.fileno(), 2)
-        exit_code, tail = 0, ""
+        exit_code, tail, start = 0, "", time.perf_counter()
         try:
             if case.get("fsize"):
                 resource.setrlimit(resource.RLIMIT_FSIZE, (case["fsize"], limits[1]))
@@ -78,6 +79,7 @@ def _run_one(case: dict, baseline: set, scripts_dir: str) -> dict:
         err.seek(0)
         return {
             "exit_code": exit_code,
+            "seconds": round(time.perf_counter() - start, 2),
             "stdout": out.read().decode(errors="replace"),
             "stderr": err.read().decode(errors="replace") + tail,
         }
