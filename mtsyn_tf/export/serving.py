@@ -9,7 +9,7 @@ fixed ``batch_size`` is requested; ``S`` = 227 for AlexNet presets):
 | predict_depth | image | depth [B,S,S,1], metres (planar z-depth) |
 | predict_normals | image | normals [B,S,S,3], unit, OpenCV camera frame (x right, y down, z forward) |
 | predict_contour | image | contour [B,S,S,1], probability of an object contour |
-| predict_bytes | image_bytes tf.string [B] (JPEG/PNG/GIF/BMP files) | depth, normals, contour |
+| predict_bytes | image_bytes tf.string [B] (JPEG/PNG/GIF/BMP files; a scalar is refused) | depth, normals, contour |
 
 Only the tasks of the model's preset are exported. Bad inputs fail with
 ``InvalidArgumentError`` carrying a readable message, raised by ``tf.debugging`` asserts
@@ -51,20 +51,15 @@ def add_serving_endpoints(archive, model, batch_size: int | None = None) -> None
     # Unknown rank on purpose: a static rank lets TF fold shape checks away at trace time,
     # and a loaded signature does not enforce it, so a rank-3 input would reach a kernel.
     image_spec = tf.TensorSpec(None, tf.float32, name="image")
-    bytes_spec = tf.TensorSpec([batch_size], tf.string, name="image_bytes")
+    # Unknown rank for the same reason: a scalar string must reach the rank check below,
+    # not tf.map_fn (whose slicing error names no input).
+    bytes_spec = tf.TensorSpec(None, tf.string, name="image_bytes")
 
     def predict_all(image):
         return _predict(model, check_image_values(image, size, batch_size))
 
     def predict_bytes(image_bytes):
-        if batch_size is not None:
-            check = tf.debugging.assert_equal(
-                tf.shape(image_bytes)[0],
-                batch_size,
-                message=f"this export takes batches of exactly {batch_size}",
-            )
-            with tf.control_dependencies([check]):
-                image_bytes = tf.identity(image_bytes)
+        image_bytes = check_bytes_batch(image_bytes, batch_size)
         images = tf.ensure_shape(decode_batch(image_bytes, size), [None, size, size, 3])
         return _predict(model, images)
 
@@ -77,6 +72,31 @@ def add_serving_endpoints(archive, model, batch_size: int | None = None) -> None
 
         archive.add_endpoint(TASK_SIGNATURES[task], predict_task, input_signature=[image_spec])
     archive.add_endpoint("predict_bytes", predict_bytes, input_signature=[bytes_spec])
+
+
+def check_bytes_batch(image_bytes: tf.Tensor, batch_size: int | None = None) -> tf.Tensor:
+    """Asserts (in-graph) that ``image_bytes`` is a 1-D batch [B] (B = ``batch_size`` if
+    fixed); returns it with static shape [None]. A scalar string fails with a message
+    saying to send a list of one, before anything indexes into it."""
+    shape = tf.shape(image_bytes)
+    rank_check = tf.debugging.assert_equal(
+        tf.size(shape),
+        1,
+        message="image_bytes must be a 1-D batch [batch] of encoded image files; "
+        "wrap a single image in a list of one",
+    )
+    with tf.control_dependencies([rank_check]):
+        shape = tf.identity(shape)
+    checks = [rank_check]
+    if batch_size is not None:
+        checks.append(
+            tf.debugging.assert_equal(
+                shape[0], batch_size, message=f"this export takes batches of exactly {batch_size}"
+            )
+        )
+    with tf.control_dependencies(checks):
+        image_bytes = tf.identity(image_bytes)
+    return tf.ensure_shape(image_bytes, [None])
 
 
 def next_version(model_base_path: str) -> int:
