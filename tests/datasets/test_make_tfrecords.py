@@ -87,7 +87,8 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     )
     assert proc.returncode != 0
     assert (
-        f"make_tfrecords: No photos (*.jpg, *.jpeg, *.png) found under '{tmp_path}'" in proc.stderr
+        f"make_tfrecords.py: error: No photos (*.jpg, *.jpeg, *.png) found under '{tmp_path}'"
+        in proc.stderr
     )
     assert "Traceback" not in proc.stderr
     assert not os.path.exists(tmp_path / "o" / "manifest.json")

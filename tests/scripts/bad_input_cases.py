@@ -662,6 +662,26 @@ def case_train_disk_full_at_checkpoint(w):
     )
 
 
+def case_train_disk_full_keeps_last_checkpoint(w):
+    """Epoch 2's save fails: no ckpt-2_temp/ or partial ckpt-2 files, ckpt-1 untouched."""
+    run = w.run()
+    config_path = os.path.join(run, "config.json")
+    with open(config_path) as f:
+        config = json.load(f)
+    config["epochs"] = 2
+    with open(config_path, "w") as f:
+        json.dump(config, f)
+    checkpoints = os.path.join(run, "checkpoints")
+    return Case(
+        "train.py",
+        [*train_args(w, w.data_dir, run), "--epochs=2"],
+        "The previous checkpoint is intact",
+        os.path.join(checkpoints, "ckpt-1"),
+        protect=[checkpoints],
+        fsize=400_000,
+    )
+
+
 # === train_multi_worker.py ===
 def case_mw_task_index_out_of_range(w):
     workdir = w.path("run")
@@ -969,29 +989,50 @@ def snapshot(path: str) -> dict:
     return out
 
 
-def prepare(root: str, readonly_dir: str | None) -> list:
-    """Tiny data, then a real (one-step) training run whose checkpoint the cases damage."""
+def prepare(
+    root: str, readonly_dir: str | None, only: list | None = None, reuse: str | None = None
+) -> list:
+    """Tiny data, then a real (one-step) training run whose checkpoint the cases damage.
+
+    ``only`` restricts the corpus to some ids, and ``reuse`` (the root of an earlier
+    corpus) copies its data and run instead of training again: for quick mutation checks.
+    """
     from tests.conftest import write_tiny_synthetic_dataset
 
-    data = write_tiny_synthetic_dataset(os.path.join(root, "shared", "data"))
+    data = os.path.join(root, "shared", "data")
     run = os.path.join(root, "shared", "run")
-    return [
-        {"id": "ok_train", "script": "train.py", "args": train_args(None, data, run)},
-        {
-            "call": "tests.scripts.bad_input_cases:build_cases",
-            "kwargs": {"root": root, "data": data, "run": run, "readonly_dir": readonly_dir},
+    build = {
+        "call": "tests.scripts.bad_input_cases:build_cases",
+        "kwargs": {
+            "root": root,
+            "data": data,
+            "run": run,
+            "readonly_dir": readonly_dir,
+            "only": only,
         },
-    ]
+    }
+    if reuse:
+        shutil.copytree(os.path.join(reuse, "shared"), os.path.join(root, "shared"))
+        return [build]
+    write_tiny_synthetic_dataset(data)
+    return [{"id": "ok_train", "script": "train.py", "args": train_args(None, data, run)}, build]
 
 
-def build_cases(root: str, data: str, run: str, readonly_dir: str | None) -> list:
+def build_cases(
+    root: str, data: str, run: str, readonly_dir: str | None, only: list | None = None
+) -> list:
     """Builds every case's input; writes ``<root>/spec.json``; returns the script steps."""
     spec, steps = {}, []
     # Positive control: the same flags resume the finished run (no refusal, exit 0).
-    steps.append(
-        {"id": "ok_resume_same_flags", "script": "train.py", "args": train_args(None, data, run)}
-    )
-    for case_id in ORDER:
+    if only is None or "ok_resume_same_flags" in only:
+        steps.append(
+            {
+                "id": "ok_resume_same_flags",
+                "script": "train.py",
+                "args": train_args(None, data, run),
+            }
+        )
+    for case_id in [c for c in ORDER if only is None or c in only]:
         w = Workspace(os.path.join(root, "cases", case_id), data, run, readonly_dir)
         try:
             case = CASES[case_id](w)
