@@ -67,21 +67,18 @@ class RunCheckpointer:
         return path
 
     def _remove_partial(self, epoch: int) -> None:
-        """Deletes what a failed save of ``epoch`` wrote (TF leaves ``ckpt-N_temp*/`` and
-        partial ``ckpt-N.*`` files); checkpoints the manager lists are never touched."""
+        """Deletes what a failed save of ``epoch`` wrote: TF's ``ckpt-N_temp*/`` staging
+        directory and partial ``ckpt-N.index`` / ``ckpt-N.data-*`` files. Checkpoints the
+        manager lists, and anything that is not a file of ours, are never touched."""
         prefix = os.path.join(self.directory, f"ckpt-{epoch}")
         if prefix in self.manager.checkpoints:
             return
-        for path in glob.glob(glob.escape(prefix) + "_temp*") + glob.glob(
-            glob.escape(prefix) + ".*"
-        ):
+        for path in glob.glob(glob.escape(prefix) + "_temp*"):
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)
-            else:
-                try:
-                    os.remove(path)
-                except OSError:
-                    pass
+        for path in glob.glob(glob.escape(prefix) + ".*"):
+            if os.path.isfile(path) and not os.path.islink(path):
+                os.remove(path)
 
     def restore_latest(self) -> int:
         """Restores the newest readable checkpoint; returns its epoch (0 if none).
