@@ -19,7 +19,7 @@ from mtsyn_tf.trainer.loop import RunConfig
 
 def _cfg(workdir, data, **kwargs):
     return RunConfig(
-        workdir=str(workdir), synthetic_dir=data, preset="small", batch_size=2, **kwargs
+        workdir=str(workdir), synthetic_dir=data, preset="small", **{"batch_size": 2, **kwargs}
     )
 
 
