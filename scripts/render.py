@@ -93,7 +93,9 @@ def main(argv):
             _write_grid(samples, tmp)
     if samples:
         logging.info("Wrote preview grid %s", os.path.join(FLAGS.output_dir, "sample_grid.png"))
-    print(json.dumps({k: v for k, v in summary.items()}, indent=2, default=str))
+    # The summary's paths point into the temporary directory that is now --output_dir.
+    text = json.dumps(summary, indent=2, default=str)
+    print(text.replace(os.path.abspath(tmp), os.path.abspath(FLAGS.output_dir)))
 
 
 def _render(generate, config, output_dir: str) -> tuple[dict, list]:
