@@ -21,8 +21,8 @@ import sys
 
 from absl import app, flags, logging
 
-from mtsyn_tf.models.presets import DA_TAPS, TASKS, preset_names
 from mtsyn_tf.losses.contour import NORMALIZATIONS
+from mtsyn_tf.models.presets import DA_TAPS, TASKS, preset_names
 from mtsyn_tf.trainer.config import DEFAULT_LOSS_WEIGHTS, DISC_FEATURES, TrainerConfig
 from mtsyn_tf.trainer.loop import DISC_OPTIMIZERS, OPTIMIZERS, STRATEGIES, RunConfig, train
 from mtsyn_tf.trainer.mtl_adversarial import NONFINITE_POLICIES
