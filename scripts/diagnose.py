@@ -88,7 +88,7 @@ def main(argv):
         print(json.dumps({**report, **info}, indent=2))
         return
     print(
-        f"gradient balance on B: preset {info['preset']}, {info['weights']}, batch "
+        f"gradient balance on B: preset {info['preset']}, {info['source']}, batch "
         f"{info['batch_size']} of {FLAGS.synthetic_dir} ({FLAGS.split})"
     )
     print(gradient_balance.format_report(report))

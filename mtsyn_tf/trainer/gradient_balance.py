@@ -181,7 +181,7 @@ def measure(
     report = task_gradient_norms(model, batch, config, discriminator, seed=seed)
     info = {
         "preset": model.preset.get("name", model.preset["arch"]),
-        "weights": source,
+        "source": source,
         "batch_size": batch_size,
         "edge_share": float(tf.reduce_mean(batch["contour"])),
         "config": config.to_dict(),
