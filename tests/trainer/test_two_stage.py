@@ -325,9 +325,9 @@ def test_fit_two_steps_eager_and_graph_agree():
         norm = np.linalg.norm(g_eager)
         assert norm > 0, path
         # Per variable, in norm (single elements near 0 may differ in relative terms):
-        # summation-order noise of float32 gradients, ≲ 1e-4 of the gradient norm here
-        # (measured ≤ 1e-5 with oneDNN on and off), plus the rounding of w − lr·g, at most
-        # half an ulp of |w| per element, i.e. ‖ulp(w)‖ / (2·lr) in gradient units.
+        # summation-order noise of float32 gradients (measured ≤ 3e-5 of the gradient norm
+        # with oneDNN on and off, AVX2 ISA), bounded by 1e-3, plus the rounding of w − lr·g:
+        # at most half an ulp of |w| per element, i.e. ‖ulp(w)‖ / (2·lr) in gradient units.
         rounding = np.linalg.norm(np.spacing(np.abs(init[path]).astype(np.float32))) / (2 * lr)
         diff = np.linalg.norm(g_eager - g_graph)
         assert diff <= 1e-3 * norm + 2 * rounding, (path, diff, norm, rounding)
