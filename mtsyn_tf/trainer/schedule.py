@@ -6,14 +6,20 @@ import keras
 
 
 def reference_lr_schedule(base_lr: float, total_steps: int, drops=(0.6, 0.9), factor: float = 0.1):
-    """Piecewise-constant schedule; the reference's 30 epochs drop at 18 and 27 = 60 % / 90 %."""
+    """Piecewise-constant schedule; the reference's 30 epochs drop at 18 and 27 = 60 % / 90 %.
+
+    The optimizer's k-th update (k = 0, 1, …) reads the rate at step k; PyTorch's
+    ``MultiStepLR`` gives the first update of epoch 18 the dropped rate, i.e. update
+    ``round(0.6·T)``. Keras' ``PiecewiseConstantDecay`` switches *after* a boundary, so the
+    boundary is that update − 1.
+    """
     if base_lr <= 0:
         raise ValueError(f"base_lr must be > 0. Received: base_lr={base_lr}")
     if total_steps <= 0:
         raise ValueError(f"total_steps must be > 0. Received: total_steps={total_steps}")
     if any(not 0 < d < 1 for d in drops) or list(drops) != sorted(drops):
         raise ValueError(f"drops must be increasing fractions in (0, 1). Received: drops={drops}")
-    boundaries = sorted({max(1, int(round(d * total_steps))) for d in drops})
+    boundaries = sorted({max(1, int(round(d * total_steps))) - 1 for d in drops})
     values = [base_lr * factor**i for i in range(len(boundaries) + 1)]
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
