@@ -192,10 +192,9 @@ def benchmark(preset: str, batch: int, policy: str, peak: float) -> dict:
         trainer._bh_gradients = tf.function(trainer._bh_gradients, jit_compile=True)
     step = tf.function(trainer.train_step)
     stage_bh = tf.function(lambda: trainer.stage_bh(data["synthetic"], data["real"]["image"]))
-    z_x = tf.stop_gradient(
-        trainer.model.backbone(data["synthetic"]["image"], up_to=trainer.tap)[trainer.tap]
-    )
-    stage_d = tf.function(lambda: trainer.stage_d(z_x, None, data["real"]["image"]))
+    # Stage 1 extracts both feature batches (z_y too: Algorithm 1, before the update).
+    z_x, z_y = stage_bh()
+    stage_d = tf.function(lambda: trainer.stage_d(z_x, z_y))
     t_step = _time(lambda: step(data), FLAGS.steps, FLAGS.warmup)
     t_bh = _time(stage_bh, FLAGS.steps, FLAGS.warmup)
     t_d = _time(stage_d, FLAGS.steps, FLAGS.warmup)

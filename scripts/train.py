@@ -1,7 +1,8 @@
 """Trains the multi-task adversarial network (paper Algorithm 1).
 
 Examples:
-  # The paper's recipe (AlexNet-BN, batch 28 per replica, 30 epochs, Adam 1e-3 β1 0.5):
+  # The paper's recipe (AlexNet-BN, batch 28 per replica, 30 epochs, B/H: Adam 1e-3 β1 0.5,
+  # D: SGD 1e-3 momentum 0.9 weight decay 5e-4):
   python scripts/train.py --synthetic_dir=workspace/data/synthetic/suncg_like \
       --real_source=places365 --places365_data_dir=~/tensorflow_datasets \
       --workdir=workspace/runs/paper --steps_per_epoch=5000
@@ -20,11 +21,12 @@ import json
 from absl import flags
 
 from mtsyn_tf.cli import run
+from mtsyn_tf.losses.contour import NORMALIZATIONS
 from mtsyn_tf.models.presets import DA_TAPS, TASKS, preset_names
 from mtsyn_tf.trainer.callbacks import NonFiniteLossError
 from mtsyn_tf.trainer.checkpointing import CheckpointSaveError
-from mtsyn_tf.trainer.config import DEFAULT_LOSS_WEIGHTS, TrainerConfig
-from mtsyn_tf.trainer.loop import OPTIMIZERS, STRATEGIES, RunConfig, train
+from mtsyn_tf.trainer.config import DEFAULT_LOSS_WEIGHTS, DISC_FEATURES, TrainerConfig
+from mtsyn_tf.trainer.loop import DISC_OPTIMIZERS, OPTIMIZERS, STRATEGIES, RunConfig, train
 from mtsyn_tf.trainer.mtl_adversarial import NONFINITE_POLICIES
 from mtsyn_tf.trainer.precision import PRECISIONS
 
@@ -63,7 +65,7 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_integer("epochs", 30, "Epochs (checkpoints and resume points are at epoch ends).")
 flags.DEFINE_integer("steps_per_epoch", 1000, "Training steps per epoch.")
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (both optimizers).")
+flags.DEFINE_float("learning_rate", 1e-3, "Base learning rate of both optimizers.")
 flags.DEFINE_float("beta_1", 0.5, "Adam β1.")
 flags.DEFINE_list(
     "lr_drops", ["0.6", "0.9"], "Fractions of training where the LR is multiplied by 0.1."
@@ -93,12 +95,34 @@ flags.DEFINE_float("w_contour", DEFAULT_LOSS_WEIGHTS["contour"], "λe.")
 flags.DEFINE_float("w_depth", DEFAULT_LOSS_WEIGHTS["depth"], "λd.")
 flags.DEFINE_float("w_normals", DEFAULT_LOSS_WEIGHTS["normals"], "λs.")
 flags.DEFINE_float("w_adversarial", DEFAULT_LOSS_WEIGHTS["adversarial"], "Adversarial weight.")
+flags.DEFINE_enum(
+    "contour_normalization",
+    "edges",
+    NORMALIZATIONS,
+    "Contour loss scale: 'edges' (class-balanced sum / #edge pixels), 'pixels' (/ #pixels, "
+    "before issue 12), 'reference' (the reference code's #non-edge/#edge-weighted BCE).",
+)
+flags.DEFINE_enum(
+    "disc_features",
+    "pre_activation",
+    DISC_FEATURES,
+    "What D reads at its tap: the BN output before the ReLU (reference code) or after it.",
+)
 flags.DEFINE_integer("pool_size", 128, "D's history pool of synthetic features (0 disables).")
 flags.DEFINE_float("pool_swap_prob", 0.5, "History pool swap probability.")
 flags.DEFINE_bool("grayscale", True, "Paper input: one random RGB channel repeated 3 times.")
 flags.DEFINE_integer(
-    "min_edge_pixels", 350, "Skip the edge loss on images with fewer contour pixels."
+    "min_edge_pixels",
+    350,
+    "Replace synthetic images with fewer contour pixels by another random one (0: keep all).",
 )
+# Augmentation: the same crop/flip policy for both domains, no colour jitter (default).
+flags.DEFINE_float("min_scale", 0.5, "Smallest random crop side / short side, both domains.")
+flags.DEFINE_float(
+    "real_min_scale", None, "Smallest crop side for real photos only (default: --min_scale)."
+)
+flags.DEFINE_bool("synthetic_jitter", False, "Colour jitter on synthetic images (opt-in).")
+flags.DEFINE_bool("real_jitter", False, "Colour jitter on real photos (opt-in).")
 flags.DEFINE_string("eval_split", "test", "Held-out synthetic split evaluated at the end.")
 flags.DEFINE_integer("verbose", 1, "Keras verbosity (1: progress bar, 2: one line per epoch).")
 # Scale, speed, robustness.
@@ -117,7 +141,15 @@ flags.DEFINE_enum(
     NONFINITE_POLICIES,
     "'stop': stop at the first NaN/Inf loss; 'skip': roll back that stage's update and count it.",
 )
-flags.DEFINE_enum("optimizer", "adam", OPTIMIZERS, "Both optimizers (sgd: for comparisons).")
+flags.DEFINE_enum("optimizer", "adam", OPTIMIZERS, "B/H optimizer (sgd: for comparisons).")
+flags.DEFINE_enum(
+    "disc_optimizer",
+    "sgd",
+    DISC_OPTIMIZERS,
+    "D's optimizer: 'sgd' (reference: momentum 0.9, weight decay 5e-4) or 'adam' (as B/H).",
+)
+flags.DEFINE_float("disc_momentum", 0.9, "Momentum of D's SGD.")
+flags.DEFINE_float("disc_weight_decay", 5e-4, "L2 weight decay of D's SGD (added to gradients).")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (one device only).")
 flags.DEFINE_list(
     "profile_steps", [], "START,STOP: write a TensorBoard profiler trace to <workdir>/profile."
@@ -147,6 +179,8 @@ def run_config_from_flags() -> RunConfig:
             "normals": FLAGS.w_normals,
             "adversarial": FLAGS.w_adversarial,
         },
+        contour_normalization=FLAGS.contour_normalization,
+        disc_features=FLAGS.disc_features,
         pool_size=FLAGS.pool_size,
         pool_swap_prob=FLAGS.pool_swap_prob,
         grayscale=FLAGS.grayscale,
@@ -176,6 +210,13 @@ def run_config_from_flags() -> RunConfig:
         grad_accum_steps=FLAGS.grad_accum_steps,
         nonfinite_policy=FLAGS.nonfinite_policy,
         optimizer=FLAGS.optimizer,
+        disc_optimizer=FLAGS.disc_optimizer,
+        disc_momentum=FLAGS.disc_momentum,
+        disc_weight_decay=FLAGS.disc_weight_decay,
+        min_scale=FLAGS.min_scale,
+        real_min_scale=FLAGS.real_min_scale,
+        synthetic_jitter=FLAGS.synthetic_jitter,
+        real_jitter=FLAGS.real_jitter,
         jit_compile=FLAGS.jit_compile,
         profile_steps=tuple(FLAGS.profile_steps) or None,
         restart=FLAGS.restart,

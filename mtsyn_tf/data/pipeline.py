@@ -21,6 +21,9 @@ AUTOTUNE = tf.data.AUTOTUNE
 # Keys the augmentations need; instance ids and provenance strings are dropped before
 # augmenting so no time is spent resampling maps the model never sees.
 _TRAINING_KEYS = ("image", "depth", "normals", "contour", "valid", "intrinsics")
+# Consecutive edge-poor examples after which the stream gives up with a clear error
+# instead of searching forever (a data set where almost nothing passes the rule).
+MAX_CONSECUTIVE_EDGE_POOR = 10_000
 
 
 def _synthetic_files(synthetic_dir: str, split: str, verify: bool) -> list[str]:
@@ -64,8 +67,16 @@ def make_synthetic_training_dataset(
     shuffle_buffer: int = 256,
     cycle_length: int = 4,
     verify: bool = False,
+    min_edge_pixels: int = 0,
+    jitter: bool = False,
 ) -> tf.data.Dataset:
-    """Unbounded, unbatched stream of augmented synthetic examples (model-target layout)."""
+    """Unbounded, unbatched stream of augmented synthetic examples (model-target layout).
+
+    Examples whose (augmented, S×S) contour target has fewer than ``min_edge_pixels`` edge
+    pixels are dropped from the stream, so each is replaced by the next random example
+    (the reference code's rule; see ``resample_edge_poor``). ``jitter`` adds colour
+    jitter (off in the paper's setting; opt-in, see README "Deviations").
+    """
     files = _synthetic_files(synthetic_dir, split, verify)
     ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed).repeat()
     ds = ds.interleave(
@@ -82,13 +93,66 @@ def make_synthetic_training_dataset(
         example = augment.to_float_image({k: decoded[k] for k in _TRAINING_KEYS})
         example = augment.random_resized_crop(example, image_size, seeds[0], min_scale=min_scale)
         example = augment.random_flip_left_right(example, seeds[1])
+        if jitter:
+            # Its own seed stream (not seeds[2]): turning jitter on leaves crops, flips
+            # and grey channels of every example unchanged.
+            jitter_seed = tf.random.experimental.stateless_fold_in(element_seed, 1)
+            example["image"] = augment.photometric_jitter(example["image"], jitter_seed)
         if grayscale:
             example["image"] = augment.random_grayscale_channel(example["image"], seeds[2])
         return to_model_targets(example)
 
-    return augment.zip_with_seeds(ds, seed).map(
+    ds = augment.zip_with_seeds(ds, seed).map(
         prepare, num_parallel_calls=AUTOTUNE, deterministic=deterministic
     )
+    return resample_edge_poor(ds, min_edge_pixels)
+
+
+def resample_edge_poor(
+    dataset: tf.data.Dataset,
+    min_edge_pixels: int,
+    max_consecutive: int = MAX_CONSECUTIVE_EDGE_POOR,
+) -> tf.data.Dataset:
+    """Drops examples with fewer than ``min_edge_pixels`` contour pixels from a stream.
+
+    On the unbounded (repeated, shuffled) training stream this *replaces* each such image
+    by the next random one, as the reference code does, and batches stay full. It is a
+    pure function of the input order, so a seeded stream stays exactly reproducible and
+    ``skip(n)`` still resumes it. After ``max_consecutive`` edge-poor examples in a row
+    the stream stops with an error naming the setting (instead of spinning forever).
+    """
+    if min_edge_pixels < 0:
+        raise ValueError(
+            f"min_edge_pixels must be >= 0. Received: min_edge_pixels={min_edge_pixels}"
+        )
+    if min_edge_pixels == 0:
+        return dataset
+    threshold = float(min_edge_pixels)
+
+    def count_rejections(rejected, example):
+        keep = tf.reduce_sum(example["contour"]) >= threshold
+        rejected = tf.where(keep, tf.constant(0, tf.int64), rejected + 1)
+        check = tf.debugging.assert_less(
+            rejected,
+            tf.constant(max_consecutive, tf.int64),
+            message=(
+                f"{max_consecutive} training images in a row have fewer than "
+                f"min_edge_pixels={min_edge_pixels} contour pixels; lower --min_edge_pixels "
+                "(0 keeps every image) or check the contour maps of the synthetic data."
+            ),
+        )
+        with tf.control_dependencies([check]):
+            rejected = tf.identity(rejected)
+        return rejected, (example, keep)
+
+    def kept(example, keep):
+        return keep
+
+    def example_only(example, keep):
+        return example
+
+    dataset = dataset.scan(tf.constant(0, tf.int64), count_rejections)
+    return dataset.filter(kept).map(example_only)
 
 
 def make_training_dataset(
@@ -101,7 +165,10 @@ def make_training_dataset(
     real_split: str = "train",
     grayscale: bool = True,
     min_scale: float = 0.5,
-    real_min_scale: float = 0.3,
+    real_min_scale: float | None = None,
+    synthetic_jitter: bool = False,
+    real_jitter: bool = False,
+    min_edge_pixels: int = 0,
     seed: int | None = None,
     deterministic: bool = False,
     shuffle_buffer: int = 256,
@@ -120,6 +187,13 @@ def make_training_dataset(
         grayscale: feed one random RGB channel repeated 3x (the paper's input), to both
             domains so the discriminator cannot separate them by colour.
         min_scale / real_min_scale: smallest crop side, as a fraction of the short side.
+            ``real_min_scale=None`` (default) uses ``min_scale``: both domains get the
+            same crop/flip policy, so D cannot tell them apart by augmentation alone.
+        synthetic_jitter / real_jitter: colour jitter per domain (default off for both,
+            the paper's setting; opt-in).
+        min_edge_pixels: synthetic images with fewer contour pixels are replaced by the
+            next random image. 0 (the library default) keeps every image; training runs
+            pass ``TrainerConfig.min_edge_pixels`` (350 by default, the reference code's).
         seed / deterministic: ``deterministic=True`` needs an integer seed and makes the
             stream exactly reproducible.
         verify: check shard checksums and record framing before training starts.
@@ -138,12 +212,15 @@ def make_training_dataset(
         shuffle_buffer,
         cycle_length,
         verify,
+        min_edge_pixels=min_edge_pixels,
+        jitter=synthetic_jitter,
     ).batch(batch_size, drop_remainder=True)
     real = real_domain.make_real_dataset(
         real_source,
         image_size,
         seed=None if seed is None else seed + 1,
-        min_scale=real_min_scale,
+        min_scale=min_scale if real_min_scale is None else real_min_scale,
+        jitter=real_jitter,
         split=real_split,
         places365_data_dir=places365_data_dir,
     )

@@ -95,15 +95,21 @@ class ConvBNAct(layers.Layer):
             self.bn.build(shape)
         self.built = True
 
-    def call(self, x, training=None):
+    def call(self, x, training=None, return_pre_activation=False):
+        """The activation's output; with ``return_pre_activation``, ``(output, pre)``.
+
+        ``pre`` is the BatchNorm output before the activation: the feature the reference
+        code feeds its discriminator ("before relu/pooling, following ganhacks").
+        """
         if self.pad is not None:
             x = self.pad(x)
         x = self.conv(x)
         if self.bn is not None:
             x = self.bn(x, training=training)
+        pre = x
         if self.act is not None:
             x = self.act(x)
-        return x
+        return (x, pre) if return_pre_activation else x
 
     def compute_output_shape(self, input_shape):
         shape = input_shape

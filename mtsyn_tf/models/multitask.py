@@ -62,12 +62,17 @@ class MultiTaskNet(keras.Model):
     def head_input(self, taps):
         return taps["fc7"] if self.preset["arch"] == "alexnet" else taps
 
-    def forward(self, images, training=None):
-        """Returns (feature taps, task predictions) from a single forward pass."""
-        taps = self.backbone(images, training=training)
+    def forward(self, images, training=None, pre_activation=False):
+        """Returns (feature taps, task predictions) from a single forward pass.
+
+        The taps are the post-ReLU outputs, or with ``pre_activation`` the BN outputs
+        before each tap's ReLU (the discriminator's input in the reference code). The
+        heads always read the post-ReLU features.
+        """
+        taps, pre = self.backbone(images, training=training, return_pre_activation=True)
         head_input = self.head_input(taps)
         predictions = {t: self.heads[t](head_input, training=training) for t in self.tasks}
-        return taps, predictions
+        return (pre if pre_activation else taps), predictions
 
     def call(self, images, training=None):
         return self.forward(images, training=training)[1]

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 
+from mtsyn_tf.losses.contour import NORMALIZATIONS
 from mtsyn_tf.models.presets import DA_TAPS, TASKS
 
-# Reference-code settings (SPEC §3); the paper does not give them.
-DEFAULT_LOSS_WEIGHTS = {"contour": 1.0, "depth": 5.0, "normals": 10.0, "adversarial": 0.05}
+# λd, λs and the adversarial weight are the reference code's (SPEC §3; the paper gives
+# none). λe = 3 (reference: 1, with its differently scaled edge loss) goes with the contour
+# loss divided by the number of edge pixels: it puts the contour gradient on B between
+# depth's and normals' at initialisation (README "Loss scales"; scripts/diagnose.py).
+DEFAULT_LOSS_WEIGHTS = {"contour": 3.0, "depth": 5.0, "normals": 10.0, "adversarial": 0.05}
+# What D reads at its tap: the BN output before the ReLU (reference code) or after it.
+DISC_FEATURES = ("pre_activation", "post_relu")
 
 
 @dataclasses.dataclass
@@ -26,9 +32,17 @@ class TrainerConfig:
             updating B with real images by adding −Σ_j log D(z_yj) to L_BH"); either flag
             turns that term on. Both are kept so either of the paper's names works.
         loss_weights: λ for contour / depth / normals / adversarial.
+        contour_normalization: how the class-balanced contour loss is scaled
+            (``losses.contour.NORMALIZATIONS``): "edges" (default) divides by the number
+            of edge pixels, so its gradients on B are of the order of depth's and
+            normals'; "pixels" is the old per-pixel mean; "reference" the reference
+            code's (#non-edge/#edge)-weighted BCE.
+        disc_features: "pre_activation" (default, reference code): D reads the tap's BN
+            output before the ReLU; "post_relu": after it (mtsyn_tf before issue 12).
         pool_size, pool_swap_prob: D's history pool of past synthetic features (0 disables).
         grayscale: the paper's input: one random RGB channel repeated three times.
-        min_edge_pixels: images with fewer contour pixels are skipped by the edge loss.
+        min_edge_pixels: the input pipeline replaces a synthetic image with fewer contour
+            pixels by another random one (reference: 350; 0 keeps every image).
         seed: base seed of the in-step randomness (grayscale channel, pool).
     """
 
@@ -38,6 +52,8 @@ class TrainerConfig:
     bi_fool: bool = False
     update_base_with_real: bool = False
     loss_weights: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_LOSS_WEIGHTS))
+    contour_normalization: str = "edges"
+    disc_features: str = "pre_activation"
     pool_size: int = 128
     pool_swap_prob: float = 0.5
     grayscale: bool = True
@@ -80,6 +96,16 @@ class TrainerConfig:
                 "bi_fool and update_base_with_real modify the adversarial loss; they need adapt=True. "
                 f"Received: adapt={self.adapt}, bi_fool={self.bi_fool}, "
                 f"update_base_with_real={self.update_base_with_real}"
+            )
+        if self.contour_normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"contour_normalization must be one of {NORMALIZATIONS}. "
+                f"Received: contour_normalization={self.contour_normalization!r}"
+            )
+        if self.disc_features not in DISC_FEATURES:
+            raise ValueError(
+                f"disc_features must be one of {DISC_FEATURES}. "
+                f"Received: disc_features={self.disc_features!r}"
             )
         if self.min_edge_pixels < 0:
             raise ValueError(f"min_edge_pixels must be >= 0. Received: {self.min_edge_pixels}")

@@ -32,10 +32,13 @@ from mtsyn_tf.trainer.run_record import (
     package_versions,
     write_json_atomic,
 )
-from mtsyn_tf.trainer.schedule import make_adam, reference_lr_schedule
+from mtsyn_tf.trainer.schedule import make_adam, make_disc_sgd, reference_lr_schedule
 
 STRATEGIES = ("auto", "one_device", "mirrored")
 OPTIMIZERS = ("adam", "sgd")
+# D: "sgd" is the reference code's SGD(momentum 0.9, weight decay 5e-4); "adam" the
+# task optimizer's Adam (mtsyn_tf before issue 12).
+DISC_OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclasses.dataclass
@@ -66,7 +69,16 @@ class RunConfig:
     precision: str = "float32"  # or "mixed": mixed_float16 on GPU, mixed_bfloat16 on CPU
     grad_accum_steps: int = 1  # micro-batches of batch_size per optimizer step
     nonfinite_policy: str = "stop"  # or "skip": roll back non-finite stages, count them
-    optimizer: str = "adam"  # "sgd": plain SGD with the same schedule (comparisons)
+    optimizer: str = "adam"  # B and H; "sgd": plain SGD with the same schedule (comparisons)
+    disc_optimizer: str = "sgd"  # D: reference SGD (momentum, weight decay); "adam": as B/H
+    disc_momentum: float = 0.9
+    disc_weight_decay: float = 5e-4
+    # Augmentation (README "Deviations"): the same crop/flip policy for both domains and
+    # no colour jitter by default; extra augmentation is opt-in per domain.
+    min_scale: float = 0.5
+    real_min_scale: float | None = None  # None: min_scale
+    synthetic_jitter: bool = False
+    real_jitter: bool = False
     jit_compile: bool = False  # XLA for the train step (one device only)
     profile_steps: tuple | None = None  # (START, STOP): profiler trace in <workdir>/profile
     restart: bool = False  # delete the run already in workdir and train from scratch
@@ -113,6 +125,19 @@ def _check_run_inputs(cfg: RunConfig) -> dict:
         )
     if cfg.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}. Received: {cfg.optimizer!r}")
+    if cfg.disc_optimizer not in DISC_OPTIMIZERS:
+        raise ValueError(
+            f"disc_optimizer must be one of {DISC_OPTIMIZERS}. Received: {cfg.disc_optimizer!r}"
+        )
+    if not 0 <= cfg.disc_momentum < 1 or not cfg.disc_weight_decay >= 0:
+        raise ValueError(
+            "disc_momentum must be in [0, 1) and disc_weight_decay >= 0. Received: "
+            f"disc_momentum={cfg.disc_momentum}, disc_weight_decay={cfg.disc_weight_decay}"
+        )
+    for name in ("min_scale", "real_min_scale"):
+        value = getattr(cfg, name)
+        if value is not None and not 0 < value <= 1:
+            raise ValueError(f"{name} must be in (0, 1]. Received: {name}={value}")
     _check_training_data(cfg)
     check_output_dir(cfg.workdir, "--workdir")
     if not cfg.restart:
@@ -315,7 +340,7 @@ def build_trainer(
         )
         trainer.compile(
             task_optimizer=mp.wrap_optimizer(_make_optimizer(cfg, total_steps), policy),
-            disc_optimizer=mp.wrap_optimizer(_make_optimizer(cfg, total_steps), policy),
+            disc_optimizer=mp.wrap_optimizer(_make_disc_optimizer(cfg, total_steps), policy),
             jit_compile=cfg.jit_compile,
         )
         trainer.build_all()
@@ -329,6 +354,25 @@ def _make_optimizer(cfg: RunConfig, total_steps: int):
             learning_rate=reference_lr_schedule(cfg.learning_rate, total_steps, cfg.lr_drops)
         )
     return make_adam(cfg.learning_rate, total_steps, cfg.beta_1, cfg.lr_drops)
+
+
+def _make_disc_optimizer(cfg: RunConfig, total_steps: int):
+    if cfg.disc_optimizer == "adam":
+        return make_adam(cfg.learning_rate, total_steps, cfg.beta_1, cfg.lr_drops)
+    return make_disc_sgd(
+        cfg.learning_rate, total_steps, cfg.disc_momentum, cfg.disc_weight_decay, cfg.lr_drops
+    )
+
+
+def pipeline_options(cfg: RunConfig) -> dict:
+    """The augmentation and resampling arguments of ``pipeline.make_training_dataset``."""
+    return {
+        "min_scale": cfg.min_scale,
+        "real_min_scale": cfg.real_min_scale,
+        "synthetic_jitter": cfg.synthetic_jitter,
+        "real_jitter": cfg.real_jitter,
+        "min_edge_pixels": cfg.trainer.min_edge_pixels,
+    }
 
 
 def train(cfg: RunConfig, extra_callbacks=()) -> dict:
@@ -399,6 +443,7 @@ def _train(cfg: RunConfig, preset: dict, extra_callbacks) -> dict:
         seed=cfg.seed,
         deterministic=cfg.deterministic,
         places365_data_dir=cfg.places365_data_dir,
+        **pipeline_options(cfg),
     )
     # Resume: the stream is a pure function of the seed, so skipping replays it exactly.
     dataset = dataset.skip(initial_epoch * cfg.steps_per_epoch)

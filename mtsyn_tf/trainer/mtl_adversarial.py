@@ -14,9 +14,10 @@ from mtsyn_tf.trainer.history_pool import FeatureHistoryPool
 
 NONFINITE_POLICIES = ("stop", "skip")
 
-_TASK_LOSSES = {
+# Per-example loss of each task head: (prediction, synthetic batch, TrainerConfig) -> [B].
+TASK_LOSSES = {
     "contour": lambda pred, syn, cfg: losses.contour_loss_per_example(
-        pred, syn["contour"], min_edge_pixels=cfg.min_edge_pixels
+        pred, syn["contour"], normalization=cfg.contour_normalization
     ),
     "depth": lambda pred, syn, cfg: losses.depth_loss_per_example(pred, syn["depth"], syn["valid"]),
     "normals": lambda pred, syn, cfg: losses.normals_loss_per_example(
@@ -42,10 +43,26 @@ class MultiTaskAdversarialTrainer(keras.Model):
     Each ``train_step`` (Algorithm 1):
       1. D frozen: update B, H with ``L_BH = λa·adv(D(z_x) → real) + λe·Le + λd·Ld + λs·Ls``
          (+ ``λa·adv(D(z_y) → synthetic)`` with bi-fool).
-      2. B frozen: update D with ``L_D = BCE(D(pool(z_x)) → synthetic) + BCE(D(z_y) → real)``.
-    Features z_x come from the stage-1 forward pass and z_y from one pass of the real batch
-    up to the tap (Algorithm 1 extracts them once per iteration). Losses are per-example
-    sums divided by the global batch, so gradients are right under ``MirroredStrategy``.
+      2. B frozen: update D with
+         ``L_D = ½·[BCE(D(pool(z_x)) → synthetic) + BCE(D(z_y) → real)]`` (the reference
+         code's ½, which sets D's SGD step size).
+    Both z_x (from stage 1's forward pass) and z_y (one pass of the real batch up to the
+    tap) come from B *before* stage 1's update, as Algorithm 1 extracts both per iteration
+    before updating. D reads the tap's BatchNorm output before its ReLU by default
+    (``config.disc_features``), as the reference code does; B's own forward still applies
+    the ReLU. Losses are per-example sums divided by the global batch, so gradients are
+    right under ``MirroredStrategy``.
+
+    BatchNorm, intended behaviour (tests/trainer/test_two_stage.py holds it):
+      * every forward pass runs in training mode (batch statistics), as in the reference;
+      * B's moving statistics are updated by the synthetic batch (stage 1's forward) and
+        then by the real batch (z_y's pass), both before stage 1's update: the statistics
+        used at test time describe both domains, like the reference's ``netB`` that runs
+        on both batches in training mode;
+      * H's moving statistics: the synthetic batch only (the heads never see real images);
+      * D's moving statistics: stage 1's pass over z_x (D frozen, but in training mode, as
+        in the reference) and stage 2's passes over pool(z_x) and z_y. Stage 1 changes no
+        trainable weight of D; stage 2 changes no weight or statistic of B or H.
 
     Data: ``{"synthetic": {image, depth, normals, contour, valid}, "real": {image}}``, see
     docs/CONTRACTS.md. ``test_step`` takes the synthetic part (or the full structure).
@@ -131,11 +148,11 @@ class MultiTaskAdversarialTrainer(keras.Model):
         """Creates every weight (model, D, pool) with a zero batch, without training."""
         size = self.model.image_size
         zeros = tf.zeros((batch_size, size, size, 3))
-        taps = self.model.backbone(zeros, training=False, up_to=self.tap)
+        features = self._real_features(zeros, training=False)
         # D and the pool are built even without adaptation: Keras requires every
         # sub-layer to be built, and checkpoints keep one layout across ablations.
-        self.discriminator(taps[self.tap], training=False)
-        self.pool.build(taps[self.tap].shape)
+        self.discriminator(features, training=False)
+        self.pool.build(features.shape)
         self.model(zeros, training=False)
         self.built = True
         return self
@@ -167,8 +184,16 @@ class MultiTaskAdversarialTrainer(keras.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         return tf.cast(tf.shape(images)[0] * replicas, tf.float32)
 
+    @property
+    def _pre_activation(self) -> bool:
+        return self.config.disc_features == "pre_activation"
+
     def _real_features(self, real_images, training):
-        return self.model.backbone(real_images, training=training, up_to=self.tap)[self.tap]
+        """B's features of the real batch up to D's tap, as D reads them."""
+        taps, pre = self.model.backbone(
+            real_images, training=training, up_to=self.tap, return_pre_activation=True
+        )
+        return (pre if self._pre_activation else taps)[self.tap]
 
     def _discriminate(self, features):
         # Logits in float32 whatever the compute dtype (mixed precision).
@@ -189,7 +214,8 @@ class MultiTaskAdversarialTrainer(keras.Model):
     def stage_bh(self, synthetic, real_images):
         """Stage 1 — D frozen: update B and H on synthetic images with L_BH.
 
-        Returns (synthetic features z_x, real features z_y or None), both without gradient.
+        Returns (synthetic features z_x, real features z_y), both computed by B before
+        this update and cut from the graph (both None without adaptation).
         """
         guard = self._snapshot(self._bh_state())
         loss, grads, logs, z_x, z_y = self._bh_gradients(
@@ -202,7 +228,7 @@ class MultiTaskAdversarialTrainer(keras.Model):
         """L_BH of one (micro-)batch, divided by ``global_batch``, and its B/H gradients.
 
         Returns (loss, gradients, per-example logs, z_x, z_y) with z_x / z_y (None without
-        adaptation / bi-fool) cut from the graph.
+        adaptation) cut from the graph, both from B before the update.
         """
         cfg, w = self.config, self.weights_
         x = synthetic["image"]
@@ -210,12 +236,14 @@ class MultiTaskAdversarialTrainer(keras.Model):
         logs = {}
         z_y = None
         with tf.GradientTape() as tape:
-            taps, predictions = self.model.forward(x, training=True)
+            taps, predictions = self.model.forward(
+                x, training=True, pre_activation=self._pre_activation
+            )
             # Losses in float32 whatever the compute dtype (mixed precision).
             predictions = {k: tf.cast(v, tf.float32) for k, v in predictions.items()}
             total = tf.zeros([tf.shape(x)[0]])
             for task in cfg.tasks:
-                per_example = _TASK_LOSSES[task](predictions[task], synthetic, cfg)
+                per_example = TASK_LOSSES[task](predictions[task], synthetic, cfg)
                 logs[f"loss_{task}"] = per_example
                 total += w.get(task, 0.0) * per_example
             if cfg.adapt:
@@ -239,33 +267,33 @@ class MultiTaskAdversarialTrainer(keras.Model):
         grads = tape.gradient(scaled_loss, self.model.trainable_variables)
         if not cfg.adapt:
             return loss, grads, logs, None, None
-        z_x = tf.stop_gradient(taps[self.tap])
-        z_y = None if z_y is None else tf.stop_gradient(z_y)
-        return loss, grads, logs, z_x, z_y
+        if z_y is None:
+            # Algorithm 1: z_y from the same B as z_x, before the update is applied.
+            z_y = self._real_features(real_images, training=True)
+        return loss, grads, logs, tf.stop_gradient(taps[self.tap]), tf.stop_gradient(z_y)
 
-    def stage_d(self, z_x, z_y, real_images):
+    def stage_d(self, z_x, z_y):
         """Stage 2 — B frozen: update D on (pooled) synthetic vs real features with L_D."""
         guard = self._snapshot(self._d_state())
-        loss, grads, logs = self._d_gradients(z_x, z_y, real_images, self._global_batch(z_x))
+        loss, grads, logs = self._d_gradients(z_x, z_y, self._global_batch(z_x))
         self._apply(
             self.disc_optimizer, grads, self.discriminator.trainable_variables, loss, logs, guard
         )
 
-    def _d_gradients(self, z_x, z_y, real_images, global_batch, salt: int = 0):
+    def _d_gradients(self, z_x, z_y, global_batch, salt: int = 0):
         """L_D of one (micro-)batch, divided by ``global_batch``, and D's gradients."""
-        if z_y is None:
-            z_y = tf.stop_gradient(self._real_features(real_images, training=True))
         z_hist = self.pool(z_x, seed=self._step_seed(3 + salt))
         with tf.GradientTape() as tape:
             logits_syn = self._discriminate(z_hist)
             logits_real = self._discriminate(z_y)
             per_syn = losses.patch_bce_per_example(logits_syn, losses.SYNTHETIC)
             per_real = losses.patch_bce_per_example(logits_real, losses.REAL)
-            loss = (tf.reduce_sum(per_syn) + tf.reduce_sum(per_real)) / global_batch
+            per_example = 0.5 * (per_syn + per_real)
+            loss = tf.reduce_sum(per_example) / global_batch
             scaled_loss = self.disc_optimizer.scale_loss(loss)
         grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
         logs = {
-            "loss_d": per_syn + per_real,
+            "loss_d": per_example,
             "d_acc_synthetic": losses.patch_accuracy_per_example(logits_syn, losses.SYNTHETIC),
             "d_acc_real": losses.patch_accuracy_per_example(logits_real, losses.REAL),
         }
@@ -282,12 +310,11 @@ class MultiTaskAdversarialTrainer(keras.Model):
         )
 
     def _d_state(self):
-        """What stage 2 may change: D, its optimizer, the pool, B's BN statistics (z_y)."""
+        """What stage 2 may change: D, its optimizer, the pool (z_y is computed in stage 1)."""
         return (
             self.discriminator.variables
             + _optimizer_state(self.disc_optimizer)
             + self.pool.variables
-            + self.model.non_trainable_variables
         )
 
     def _snapshot(self, variables):
@@ -323,7 +350,7 @@ class MultiTaskAdversarialTrainer(keras.Model):
         z_x, z_y = self.stage_bh(synthetic, real_images)
         # Stage 2: B frozen, D learns to tell synthetic from real features.
         if self.config.adapt:
-            self.stage_d(z_x, z_y, real_images)
+            self.stage_d(z_x, z_y)
         return self._results(self.trackers)
 
     def _accumulated_step(self, synthetic, real_images):
@@ -364,9 +391,7 @@ class MultiTaskAdversarialTrainer(keras.Model):
             with tf.control_dependencies(_tensors(acc)):
                 z_x = tf.identity(features[i][0])
             # Salt 0 for the first micro-batch: k = 1 draws exactly what stage_d draws.
-            loss, grads, logs_i = self._d_gradients(
-                z_x, features[i][1], micro_real[i], global_batch, salt=100 * i
-            )
+            loss, grads, logs_i = self._d_gradients(z_x, features[i][1], global_batch, salt=100 * i)
             total_loss += loss
             acc = grads if acc is None else [_add(a, g) for a, g in zip(acc, grads)]
             logs.append(logs_i)
@@ -387,7 +412,7 @@ class MultiTaskAdversarialTrainer(keras.Model):
         physical = to_physical(predictions)
         valid = synthetic["valid"]
         for task in self.config.tasks:
-            per_example = _TASK_LOSSES[task](predictions[task], synthetic, self.config)
+            per_example = TASK_LOSSES[task](predictions[task], synthetic, self.config)
             self.trackers[f"loss_{task}"].update_state(per_example)
         if "depth" in self.eval_metrics:
             self.eval_metrics["depth"].update_state(synthetic["depth"], physical["depth"], valid)

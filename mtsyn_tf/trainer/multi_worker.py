@@ -52,6 +52,7 @@ from mtsyn_tf.trainer.loop import (
     _record_run,
     build_trainer,
     export_base,
+    pipeline_options,
 )
 
 TASK_TYPES = ("chief", "worker")
@@ -301,6 +302,7 @@ def distributed_training_dataset(strategy, cfg: RunConfig, image_size: int, skip
             seed=cfg.seed,
             deterministic=cfg.deterministic,
             places365_data_dir=cfg.places365_data_dir,
+            **pipeline_options(cfg),
         ).skip(skip_steps)
         local = replicas // context.num_input_pipelines
         start = context.input_pipeline_id * local * per_replica

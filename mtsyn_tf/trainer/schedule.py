@@ -1,4 +1,4 @@
-"""Learning-rate schedule of the reference code: ×0.1 at 60 % and at 90 % of training."""
+"""Learning-rate schedule and optimizers of the reference code (×0.1 at 60 % and 90 %)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,71 @@ import keras
 
 
 def reference_lr_schedule(base_lr: float, total_steps: int, drops=(0.6, 0.9), factor: float = 0.1):
-    """Piecewise-constant schedule; the reference's 30 epochs drop at 18 and 27 = 60 % / 90 %."""
+    """Piecewise-constant schedule; the reference's 30 epochs drop at 18 and 27 = 60 % / 90 %.
+
+    The optimizer's k-th update (k = 0, 1, …) reads the rate at step k; PyTorch's
+    ``MultiStepLR`` gives the first update of epoch 18 the dropped rate, i.e. update
+    ``round(0.6·T)``. Keras' ``PiecewiseConstantDecay`` switches *after* a boundary, so the
+    boundary is that update − 1.
+    """
     if base_lr <= 0:
         raise ValueError(f"base_lr must be > 0. Received: base_lr={base_lr}")
     if total_steps <= 0:
         raise ValueError(f"total_steps must be > 0. Received: total_steps={total_steps}")
     if any(not 0 < d < 1 for d in drops) or list(drops) != sorted(drops):
         raise ValueError(f"drops must be increasing fractions in (0, 1). Received: drops={drops}")
-    boundaries = sorted({max(1, int(round(d * total_steps))) for d in drops})
+    boundaries = sorted({max(1, int(round(d * total_steps))) - 1 for d in drops})
     values = [base_lr * factor**i for i in range(len(boundaries) + 1)]
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
 def make_adam(base_lr: float, total_steps: int, beta_1: float = 0.5, drops=(0.6, 0.9)):
-    """Adam(lr, β1 = 0.5) with the reference drops, as used for both B/H and D."""
+    """Adam(lr, β1 = 0.5) with the reference drops: B and H (and D with --disc_optimizer=adam)."""
     return keras.optimizers.Adam(
         learning_rate=reference_lr_schedule(base_lr, total_steps, drops), beta_1=beta_1
+    )
+
+
+@keras.saving.register_keras_serializable(package="mtsyn_tf")
+class CoupledWeightDecaySGD(keras.optimizers.SGD):
+    """SGD whose weight decay is added to the gradient before momentum (PyTorch / Caffe).
+
+    ``torch.optim.SGD(weight_decay=wd)`` (the reference's D optimizer) steps on
+    ``g + wd·w`` and feeds that through the momentum buffer; Keras' own ``weight_decay``
+    is decoupled (``w -= lr·wd·w`` outside the momentum), which decays ~10× less at
+    momentum 0.9. Every trainable variable is decayed, BatchNorm's γ/β included, as
+    ``netD.parameters()`` are in the reference.
+    """
+
+    def __init__(self, l2: float = 5e-4, **kwargs):
+        super().__init__(**kwargs)
+        if not l2 >= 0:
+            raise ValueError(f"l2 must be >= 0. Received: l2={l2}")
+        self.l2 = float(l2)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.l2:
+            gradient = gradient + keras.ops.cast(self.l2, variable.dtype) * variable
+        return super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        config = super().get_config()
+        config["l2"] = self.l2
+        return config
+
+
+def make_disc_sgd(
+    base_lr: float,
+    total_steps: int,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    drops=(0.6, 0.9),
+):
+    """D's optimizer in the reference code: SGD(lr, momentum 0.9, weight decay 5e-4), same drops."""
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1). Received: momentum={momentum}")
+    return CoupledWeightDecaySGD(
+        l2=weight_decay,
+        learning_rate=reference_lr_schedule(base_lr, total_steps, drops),
+        momentum=momentum,
     )

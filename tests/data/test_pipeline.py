@@ -84,3 +84,98 @@ def test_pipeline_errors(tmp_path, synthetic_dir):
         pipeline.make_eval_dataset(synthetic_dir, "test")
     with pytest.raises(ValueError, match="batch_size"):
         pipeline.make_training_dataset(synthetic_dir, batch_size=0)
+
+
+# ------------------------------------------------------------------ edge-poor resampling
+@pytest.fixture
+def mixed_edge_dir(tmp_path, make_sample):
+    """8 samples; the odd ones have an empty contour map (one instance, no boundary)."""
+    out = str(tmp_path / "mixed")
+    records = []
+    for i in range(8):
+        sample = make_sample(16, 16, seed=i, image_id=f"m{i}")
+        if i % 2:
+            sample["contour"] = np.zeros_like(sample["contour"])
+        records.append(schema.encode_synthetic(sample))
+    shards.write_shards(records, out, "train", 2, "synthetic", "fixture")
+    return out
+
+
+def _synthetic_stream(directory, n, **kwargs):
+    ds = pipeline.make_synthetic_training_dataset(
+        directory, image_size=16, seed=3, deterministic=True, min_scale=1.0, **kwargs
+    )
+    return [tf.nest.map_structure(lambda t: t.numpy(), e) for e in ds.take(n)]
+
+
+def test_edge_poor_images_are_replaced_not_kept(mixed_edge_dir):
+    kept_all = _synthetic_stream(mixed_edge_dir, 16)
+    counts = [e["contour"].sum() for e in kept_all]
+    assert min(counts) == 0 and max(counts) > 0  # the stream does hold edge-free images
+    resampled = _synthetic_stream(mixed_edge_dir, 16, min_edge_pixels=1)
+    assert min(e["contour"].sum() for e in resampled) >= 1
+    # Exactly the edge-rich examples of the same stream, in the same order: each edge-poor
+    # image is replaced by the next random one (the stream is unbounded, batches stay full).
+    rich = [e for e in _synthetic_stream(mixed_edge_dir, 40) if e["contour"].sum() >= 1][:16]
+    for a, b in zip(resampled, rich):
+        np.testing.assert_array_equal(a["image"], b["image"])
+    batches = pipeline.make_training_dataset(
+        mixed_edge_dir, batch_size=4, image_size=16, seed=3, deterministic=True, min_edge_pixels=1
+    )
+    first = _batches(batches, 3)
+    assert all(b["synthetic"]["contour"].reshape(4, -1).sum(axis=1).min() >= 1 for b in first)
+    # Exact resume: skipping consumed batches replays the same stream.
+    resumed = _batches(
+        pipeline.make_training_dataset(
+            mixed_edge_dir,
+            batch_size=4,
+            image_size=16,
+            seed=3,
+            deterministic=True,
+            min_edge_pixels=1,
+        ).skip(2),
+        1,
+    )
+    tf.nest.map_structure(np.testing.assert_array_equal, resumed[0], first[2])
+
+
+def test_edge_poor_stream_that_never_passes_fails_clearly(mixed_edge_dir):
+    ds = pipeline.make_synthetic_training_dataset(
+        mixed_edge_dir, image_size=16, seed=0, deterministic=True
+    )
+    ds = pipeline.resample_edge_poor(ds, min_edge_pixels=10_000, max_consecutive=20)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="min_edge_pixels=10000"):
+        next(iter(ds))
+    with pytest.raises(ValueError, match="min_edge_pixels=-1"):
+        pipeline.resample_edge_poor(ds, min_edge_pixels=-1)
+
+
+# ------------------------------------------------------------------ symmetric augmentation
+def test_both_domains_get_the_same_crop_policy_and_no_jitter_by_default(synthetic_dir, monkeypatch):
+    calls = []
+    original = pipeline.real_domain.make_real_dataset
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.real_domain, "make_real_dataset", recording)
+    pipeline.make_training_dataset(synthetic_dir, batch_size=2, image_size=8, seed=0)
+    assert calls[-1]["min_scale"] == 0.5 and calls[-1]["jitter"] is False
+    pipeline.make_training_dataset(
+        synthetic_dir, batch_size=2, image_size=8, seed=0, min_scale=0.8, real_jitter=True
+    )
+    assert calls[-1]["min_scale"] == 0.8 and calls[-1]["jitter"] is True
+    pipeline.make_training_dataset(
+        synthetic_dir, batch_size=2, image_size=8, seed=0, real_min_scale=0.3
+    )
+    assert calls[-1]["min_scale"] == 0.3
+
+
+def test_synthetic_jitter_is_opt_in_and_touches_only_the_image(synthetic_dir):
+    plain = _synthetic_stream(synthetic_dir, 4, grayscale=False)
+    jittered = _synthetic_stream(synthetic_dir, 4, grayscale=False, jitter=True)
+    for a, b in zip(plain, jittered):
+        for key in ("depth", "normals", "contour", "valid"):  # same crops and flips
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert any(not np.allclose(a["image"], b["image"]) for a, b in zip(plain, jittered))

@@ -20,13 +20,18 @@ def bce_np(logits, label):
     return label * softplus(-logits) + (1.0 - label) * softplus(logits)
 
 
-def contour_np(logits, targets, min_edge_pixels=0):
+def contour_np(logits, targets, normalization="edges"):
+    """The three scales of losses.contour.NORMALIZATIONS, written out per image."""
     out = []
     for lg, t in zip(logits.astype(np.float64), targets.astype(np.float64)):
-        beta = 1.0 - t.mean()
-        weights = np.where(t > 0, beta, 1.0 - beta)
-        loss = np.mean(weights * bce_np(lg, t))
-        out.append(loss if t.sum() >= min_edge_pixels else 0.0)
+        bce = bce_np(lg, t)
+        n_edges, n_pixels = t.sum(), t.size
+        if normalization == "reference":  # every pixel weighted #non-edge / #edge
+            out.append((n_pixels - n_edges) / n_edges * bce.mean() if n_edges else 0.0)
+            continue
+        beta = 1.0 - n_edges / n_pixels
+        weighted_sum = np.sum(np.where(t > 0, beta, 1.0 - beta) * bce)
+        out.append(weighted_sum / (n_pixels if normalization == "pixels" else max(n_edges, 1)))
     return np.array(out)
 
 
@@ -60,44 +65,58 @@ def f32(x):
 
 
 # --------------------------------------------------------------------- contour
-def test_contour_matches_numpy_on_random_inputs():
+@pytest.mark.parametrize("normalization", losses.contour.NORMALIZATIONS)
+def test_contour_matches_numpy_on_random_inputs(normalization):
     logits = f32(RNG.normal(scale=3.0, size=(3, 9, 11, 1)))
     targets = f32(RNG.random((3, 9, 11, 1)) < np.array([0.1, 0.4, 0.7])[:, None, None, None])
-    got = losses.contour_loss_per_example(logits, targets).numpy()
-    np.testing.assert_allclose(got, contour_np(logits, targets), rtol=1e-5)
+    got = losses.contour_loss_per_example(logits, targets, normalization=normalization).numpy()
+    np.testing.assert_allclose(got, contour_np(logits, targets, normalization), rtol=1e-5)
 
 
 def test_contour_hand_computed_beta_per_image():
-    # 2×2 images at logit 0 (BCE = log 2 everywhere). Image 0: 1 edge → β = 3/4, weights
-    # 3/4 (edge) + 3 × 1/4 → mean 1.5/4 · log 2. Image 1: 2 edges → β = 1/2 → mean log2/2.
+    # 2×2 images at logit 0 (BCE = log 2 everywhere). Image 0: 1 edge → β = 3/4, weighted
+    # sum 3/4 (edge) + 3 × 1/4 = 1.5 · log 2, over 1 edge pixel. Image 1: 2 edges → β = 1/2,
+    # weighted sum 4 × 1/2 · log 2 over 2 edge pixels = log 2.
     targets = f32([[[1, 0], [0, 0]], [[1, 1], [0, 0]]])[..., None]
     got = losses.contour_loss_per_example(np.zeros_like(targets), targets).numpy()
-    np.testing.assert_allclose(got, [1.5 / 4 * np.log(2), 0.5 * np.log(2)], rtol=1e-6)
+    np.testing.assert_allclose(got, [1.5 * np.log(2), np.log(2)], rtol=1e-6)
+    # The old per-pixel mean is 1/p times smaller (p = edge share): the default is not it.
+    pixels = losses.contour_loss_per_example(np.zeros_like(targets), targets, "pixels").numpy()
+    np.testing.assert_allclose(pixels, [1.5 / 4 * np.log(2), 0.5 * np.log(2)], rtol=1e-6)
 
 
-def test_contour_edge_free_image_is_zero_with_finite_gradient():
+def test_contour_default_scale_does_not_shrink_with_the_edge_share():
+    # At logit 0 the default loss is (1 − p)·2·log 2 whatever the edge share p: the paper's
+    # class balance kept, and (unlike the per-pixel mean ≈ 2p(1 − p)·log 2) no factor p that
+    # would starve B of contour gradients on images with 1-pixel contours (p ≈ 3 %).
+    for n_edges in (3, 30, 300):
+        targets = np.zeros((1, 100, 100, 1), np.float32)
+        targets.reshape(-1)[:n_edges] = 1.0
+        p = n_edges / targets.size
+        got = losses.contour_loss_per_example(np.zeros_like(targets), targets).numpy()
+        # float32 sum of 10⁴ terms: relative error ≤ 10⁴ · 2⁻²⁴ ≈ 6e-4 (sequential worst
+        # case); the per-pixel mean differs by a factor 1/p ≥ 33.
+        np.testing.assert_allclose(got, [(1 - p) * 2 * np.log(2)], rtol=1e-3)
+
+
+def test_contour_rejects_unknown_normalization():
+    with pytest.raises(ValueError, match="normalization='sum'"):
+        losses.contour_loss_per_example(np.zeros((1, 2, 2, 1)), np.zeros((1, 2, 2, 1)), "sum")
+
+
+@pytest.mark.parametrize("normalization", losses.contour.NORMALIZATIONS)
+def test_contour_edge_free_image_is_zero_with_finite_gradient(normalization):
     targets = np.zeros((2, 8, 8, 1), np.float32)
     targets[1, 3, :, 0] = 1.0
     logits = tf.Variable(RNG.normal(size=(2, 8, 8, 1)).astype(np.float32))
     with tf.GradientTape() as tape:
-        per_image = losses.contour_loss_per_example(logits, targets)
+        per_image = losses.contour_loss_per_example(logits, targets, normalization)
         total = tf.reduce_sum(per_image)
     grad = tape.gradient(total, logits).numpy()
     assert per_image.numpy()[0] == 0.0
     assert per_image.numpy()[1] > 0.0
     assert np.all(np.isfinite(grad))
     np.testing.assert_array_equal(grad[0], 0.0)
-
-
-def test_contour_min_edge_pixels_skips_sparse_images():
-    logits = f32(RNG.normal(size=(3, 10, 10, 1)))
-    targets = np.zeros((3, 10, 10, 1), np.float32)
-    targets[0, 0, :4] = 1.0  # 4 edge pixels
-    targets[1, 0, :5] = 1.0  # 5: exactly the threshold, kept
-    targets[2, :, :6] = 1.0  # 60
-    got = losses.contour_loss_per_example(logits, targets, min_edge_pixels=5).numpy()
-    np.testing.assert_allclose(got, contour_np(logits, targets, min_edge_pixels=5), rtol=1e-5)
-    assert got[0] == 0.0 and got[1] > 0.0 and got[2] > 0.0
 
 
 # --------------------------------------------------------------------- depth

@@ -8,6 +8,9 @@ from keras import layers
 from mtsyn_tf.models.layers import ConvBNAct
 from mtsyn_tf.models.presets import ALEXNET_TAPS
 
+# The max-pool that precedes a layer (SPEC §2 table).
+_POOL_BEFORE = {"conv2": "pool1", "conv3": "pool2", "fc6": "pool5"}
+
 
 @keras.saving.register_keras_serializable(package="mtsyn_tf")
 class AlexNetBackbone(keras.Model):
@@ -46,31 +49,25 @@ class AlexNetBackbone(keras.Model):
         self.fc6 = ConvBNAct(w["fc6"], 6, padding=5, dilation_rate=2, sync_batchnorm=sb, name="fc6")
         self.fc7 = ConvBNAct(w["fc7"], 1, sync_batchnorm=sb, name="fc7")
 
-    def call(self, images, training=None, up_to: str = "fc7"):
+    def call(self, images, training=None, up_to: str = "fc7", return_pre_activation=False):
+        """Taps ``{name: post-ReLU output}`` up to ``up_to``.
+
+        With ``return_pre_activation`` also the BN outputs before each tap's ReLU (what
+        the reference's D reads): ``(taps, pre_activation_taps)``. The forward itself
+        always continues from the post-ReLU tensors.
+        """
         if up_to not in ALEXNET_TAPS:
             raise ValueError(f"up_to must be one of {ALEXNET_TAPS}. Received: up_to={up_to!r}")
-        taps = {}
+        taps, pre = {}, {}
         x = images - 0.5
-        taps["conv1"] = x = self.conv1(x, training=training)
-        if up_to == "conv1":
-            return taps
-        taps["conv2"] = x = self.conv2(self.pool1(x), training=training)
-        if up_to == "conv2":
-            return taps
-        taps["conv3"] = x = self.conv3(self.pool2(x), training=training)
-        if up_to == "conv3":
-            return taps
-        taps["conv4"] = x = self.conv4(x, training=training)
-        if up_to == "conv4":
-            return taps
-        taps["conv5"] = x = self.conv5(x, training=training)
-        if up_to == "conv5":
-            return taps
-        taps["fc6"] = x = self.fc6(self.pool5(x), training=training)
-        if up_to == "fc6":
-            return taps
-        taps["fc7"] = self.fc7(x, training=training)
-        return taps
+        for name in ALEXNET_TAPS:
+            if name in _POOL_BEFORE:
+                x = getattr(self, _POOL_BEFORE[name])(x)
+            x, pre[name] = getattr(self, name)(x, training=training, return_pre_activation=True)
+            taps[name] = x
+            if name == up_to:
+                break
+        return (taps, pre) if return_pre_activation else taps
 
     def get_config(self):
         return {

@@ -42,21 +42,25 @@ class VGG16Backbone(keras.Model):
                 self.convs[name] = layer
         self.pools = [layers.MaxPooling2D(2, strides=2, name=f"pool{b}") for b in range(1, 5)]
 
-    def call(self, images, training=None, up_to: str = "conv5_3"):
+    def call(self, images, training=None, up_to: str = "conv5_3", return_pre_activation=False):
+        """Taps ``{name: post-ReLU output}``; with ``return_pre_activation`` also the BN
+        outputs before each tap's ReLU: ``(taps, pre_activation_taps)``."""
         if up_to not in VGG16_TAPS:
             raise ValueError(f"up_to must be one of {VGG16_TAPS}. Received: up_to={up_to!r}")
-        taps = {}
+        taps, pre = {}, {}
         x = images - 0.5
         for block, count in _BLOCKS:
             if block > 1:
                 x = self.pools[block - 2](x)
             for i in range(1, count + 1):
-                x = self.convs[f"conv{block}_{i}"](x, training=training)
+                x, x_pre = self.convs[f"conv{block}_{i}"](
+                    x, training=training, return_pre_activation=True
+                )
             tap = f"conv{block}_{count}"
-            taps[tap] = x
+            taps[tap], pre[tap] = x, x_pre
             if tap == up_to:
                 break
-        return taps
+        return (taps, pre) if return_pre_activation else taps
 
     def get_config(self):
         return {
