@@ -22,14 +22,14 @@ def load_run_model(path: str, expected_preset: str | dict | None = None):
     return load_model_from_checkpoint(path, expected_preset=expected_preset)
 
 
-def prepare_images(images, contract) -> np.ndarray:
+def prepare_images(images, grayscale) -> np.ndarray:
     """float32 [N, S, S, 3] in [0, 1] as the model saw them at evaluation time.
 
-    ``contract``: the run's ``InputContract`` (``info["input_contract"]``) or its grayscale
-    flag. A run trained on grey inputs is evaluated, like the trainer's ``test_step``, on
-    the mean of the three channels repeated three times.
+    ``grayscale``: the run's ``InputContract`` (``info["input_contract"]``) or its
+    grayscale flag. A run trained on grey inputs is evaluated, like the trainer's
+    ``test_step``, on the mean of the three channels repeated three times.
     """
     x = np.asarray(images, dtype=np.float32)
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"images must be [N, S, S, 3]. Received shape: {x.shape}")
-    return np.asarray(as_input_contract(contract)(x))
+    return np.asarray(as_input_contract(grayscale)(x))

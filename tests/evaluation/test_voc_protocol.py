@@ -153,8 +153,10 @@ def test_one_step_moves_each_layer_at_its_learning_rate(classifier):
         apply_recipe_update(optimizer, [g * 100.0 for g in grads], variables, multipliers, recipe)
         for v, b in zip(variables, before):
             step = -recipe.learning_rate * _expected_multiplier(v) * c
-            expected_delta = 0.9 * step + 2.0 * step + (
-                -recipe.learning_rate * _expected_multiplier(v) * recipe.weight_decay * b
+            expected_delta = (
+                0.9 * step
+                + 2.0 * step
+                + (-recipe.learning_rate * _expected_multiplier(v) * recipe.weight_decay * b)
             )
             np.testing.assert_allclose(v.numpy() - b, expected_delta, rtol=1e-4, err_msg=v.path)
     finally:
