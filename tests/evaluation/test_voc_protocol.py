@@ -17,11 +17,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from mtsyn_tf.evaluation import fast_rcnn
 from mtsyn_tf.evaluation.voc_classification import finetune_voc07, voc_classifier
 from mtsyn_tf.evaluation.voc_recipe import VOC07Recipe, apply_recipe_update, lr_multipliers
 from mtsyn_tf.export.alexnet_convert import PARAM_LAYERS, preactivation_model
 from mtsyn_tf.export.rescale import gradient_ratios, standard_alexnet_for_finetuning
 from mtsyn_tf.models import build_multitask_model
+from tests.evaluation.test_fast_rcnn import voc_dir  # noqa: F401, F811 - fixture
 from tests.evaluation.tfds_fixtures import TinyVoc
 from tests.export.conftest import astronaut, randomize_batchnorm
 
@@ -182,3 +184,15 @@ def test_weight_decay_is_scaled_by_the_layer_rate(classifier):
     finally:
         for v, value in zip(variables, saved):
             v.assign(value)
+
+
+def test_detection_rescales_by_default(voc_dir):  # noqa: F811 - the imported fixture
+    data_dir, _ = voc_dir
+    model = build_multitask_model("small")
+    kwargs = dict(proposals="gt_jitter", steps=1, images_per_batch=1, scale=64, max_test=1)
+    on = fast_rcnn.voc_detection(model, "2007", data_dir, **kwargs)
+    assert on["rescaled"] is True and "Krähenbühl" in on["protocol"]
+    assert (
+        fast_rcnn.voc_detection(model, "2007", data_dir, rescale=False, **kwargs)["rescaled"]
+        is False
+    )
