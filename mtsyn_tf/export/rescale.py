@@ -149,4 +149,9 @@ def standard_alexnet_for_finetuning(model, rescale_images=None, seed: int = 0):
     alexnet = convert_to_standard_alexnet(model)
     if rescale_images is None:
         return alexnet, None
+    if len(rescale_images) < 2:
+        raise ValueError(
+            "Krähenbühl rescaling before fine-tuning needs at least 2 training images; use "
+            f"more training data or --norescale (rescale=False). Received: {len(rescale_images)}"
+        )
     return alexnet, krahenbuhl_rescale(alexnet, rescale_images, seed=seed)
