@@ -50,7 +50,10 @@ flags.DEFINE_integer("max_train", None, "Use only the first N training images (s
 flags.DEFINE_integer("max_test", None, "Use only the first N test images (smoke runs).")
 flags.DEFINE_integer("epochs", 10, "linear_probe epochs.")
 flags.DEFINE_integer(
-    "steps", None, "Training steps (voc07_cls, nyud_normals) or steps per epoch (linear_probe)."
+    "steps",
+    None,
+    "Training steps (voc07_cls: default the reference's 80000; nyud_normals) or steps per "
+    "epoch (linear_probe).",
 )
 flags.DEFINE_integer("batch_size", None, "Batch size (protocol default when unset).")
 flags.DEFINE_float("learning_rate", None, "Learning rate (protocol default when unset).")
@@ -66,6 +69,19 @@ flags.DEFINE_string(
     "gt_jitter (smoke tests only: jittered ground-truth boxes).",
 )
 flags.DEFINE_integer("det_scale", 600, "voc*_det: shorter image side in pixels.")
+flags.DEFINE_bool(
+    "rescale",
+    True,
+    "voc07_cls, voc*_det: Krähenbühl data-dependent rescaling of the converted AlexNet "
+    "before fine-tuning (the reference's protocol); --norescale skips it.",
+)
+flags.DEFINE_enum(
+    "transfer_input",
+    "color",
+    ["color", "pretraining"],
+    "voc07_cls, voc*_det input: colour images (the reference's fine-tuning) or the run's "
+    "own input contract (channel mean for a grey-trained run).",
+)
 flags.mark_flags_as_required(["protocol", "output_dir"])
 
 
@@ -108,6 +124,8 @@ def main(argv):
         "convention": FLAGS.convention,
         "proposals": FLAGS.proposals,
         "det_scale": FLAGS.det_scale,
+        "rescale": FLAGS.rescale,
+        "transfer_input": FLAGS.transfer_input,
     }
     if FLAGS.batch_size:
         options["batch_size"] = FLAGS.batch_size

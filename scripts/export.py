@@ -30,6 +30,7 @@ from mtsyn_tf.export.atomic import atomic_directory
 from mtsyn_tf.export.predictor import list_images, load_image
 from mtsyn_tf.io_utils import check_output_dir
 from mtsyn_tf.models import build_multitask_model
+from mtsyn_tf.models.preprocessor import InputContract
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Training workdir, checkpoints dir or checkpoint prefix.")
@@ -50,17 +51,26 @@ flags.DEFINE_string(
     None,
     "Folder of photos for Krähenbühl rescaling (--format=alexnet); omitted: no rescaling.",
 )
+flags.DEFINE_enum(
+    "alexnet_input",
+    "color",
+    ["color", "pretraining"],
+    "--format=alexnet input contract: colour images (what the reference fine-tunes on) or "
+    "the run's own (channel mean for a grey-trained run). Recorded in input_contract.json.",
+)
 flags.DEFINE_integer("rescale_count", 64, "At most this many photos are used for rescaling.")
 flags.DEFINE_bool("caffe", False, "Also write Caffe-layout blobs (--format=alexnet).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing export directory.")
 
 
 def _load_model():
+    """(model, the run's InputContract); a random-init smoke export is colour."""
     if FLAGS.random_init:
-        return build_multitask_model(FLAGS.preset or "small")
+        return build_multitask_model(FLAGS.preset or "small"), InputContract("rgb")
     if not FLAGS.checkpoint:
         raise ValueError("--checkpoint is required (or --random_init for a smoke test).")
-    return load_model_from_checkpoint(FLAGS.checkpoint, expected_preset=FLAGS.preset)[0]
+    model, info = load_model_from_checkpoint(FLAGS.checkpoint, expected_preset=FLAGS.preset)
+    return model, info["input_contract"]
 
 
 def _check_output_flags() -> None:
@@ -88,10 +98,10 @@ def _check_output_flags() -> None:
 def main(argv):
     del argv
     _check_output_flags()
-    model = _load_model()
+    model, contract = _load_model()
     destination = FLAGS.model_base_path if FLAGS.format == "serving" else FLAGS.output
     try:
-        path = _export(model)
+        path = _export(model, contract)
     except (OSError, tf.errors.OpError) as err:  # disk full, I/O error: nothing was published
         reason = tf_error_reason(err) if isinstance(err, tf.errors.OpError) else err.strerror
         raise ValueError(
@@ -101,7 +111,7 @@ def main(argv):
     print(f"Exported to {path}")
 
 
-def _export(model) -> str:
+def _export(model, contract) -> str:
     """Writes the requested format (each writer publishes atomically); returns its path."""
     if FLAGS.format == "serving":
         return export_for_serving(
@@ -111,21 +121,37 @@ def _export(model) -> str:
             batch_size=FLAGS.batch_size,
             overwrite=FLAGS.overwrite,
             model_name=FLAGS.model_name,
+            input_contract=contract,
         )
     if FLAGS.format == "onnx":
         with atomic_directory(FLAGS.output, overwrite=FLAGS.overwrite) as tmp:
             export_onnx_predictor(
-                model, os.path.join(tmp, "predictor.onnx"), batch_size=FLAGS.batch_size
+                model,
+                os.path.join(tmp, "predictor.onnx"),
+                batch_size=FLAGS.batch_size,
+                input_contract=contract,
             )
-            export_onnx_base(model, os.path.join(tmp, "base.onnx"), batch_size=FLAGS.batch_size)
+            export_onnx_base(
+                model,
+                os.path.join(tmp, "base.onnx"),
+                batch_size=FLAGS.batch_size,
+                input_contract=contract,
+            )
+            contract.write(tmp)
         return FLAGS.output
     alexnet = convert_to_standard_alexnet(model)
+    alexnet_contract = contract if FLAGS.alexnet_input == "pretraining" else InputContract()
     if FLAGS.rescale_images:
         files = list_images(FLAGS.rescale_images)[: FLAGS.rescale_count]
         images = np.stack([load_image(f, model.image_size) for f in files])
-        krahenbuhl_rescale(alexnet, images)
+        krahenbuhl_rescale(alexnet, np.asarray(alexnet_contract(images)))
     return save_standard_alexnet(
-        alexnet, FLAGS.output, overwrite=FLAGS.overwrite, caffe=FLAGS.caffe
+        alexnet,
+        FLAGS.output,
+        overwrite=FLAGS.overwrite,
+        caffe=FLAGS.caffe,
+        input_contract=alexnet_contract,
+        pretraining_contract=contract,
     )
 
 

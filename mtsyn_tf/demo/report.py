@@ -15,7 +15,6 @@ def _figures(summary: dict, paths: dict, run_cfg) -> dict:
     from mtsyn_tf.data import pipeline
     from mtsyn_tf.demo.run import prediction_rows
     from mtsyn_tf.export.checkpoint import load_model_from_checkpoint
-    from mtsyn_tf.trainer.mtl_adversarial import evaluation_input
 
     out = paths["report"]
     figures = {}
@@ -34,7 +33,7 @@ def _figures(summary: dict, paths: dict, run_cfg) -> dict:
             os.path.join(out, "discriminator_accuracy.png"),
             plot_curves(accuracy, "discriminator patch accuracy"),
         )
-    model, _ = load_model_from_checkpoint(paths["run"])
+    model, info = load_model_from_checkpoint(paths["run"])
     batch = next(
         iter(
             pipeline.make_eval_dataset(
@@ -43,7 +42,7 @@ def _figures(summary: dict, paths: dict, run_cfg) -> dict:
         )
     )
     batch = dict(batch)
-    batch["image"] = evaluation_input(batch["image"], run_cfg.trainer.grayscale)
+    batch["image"] = info["input_contract"](batch["image"])
     figures["predictions"] = write_png(
         os.path.join(out, "heldout_predictions.png"), prediction_rows(model, batch, 6)
     )

@@ -152,13 +152,17 @@ def _export(run_dir: str, serving_dir: str, onnx_dir: str) -> dict:
     from mtsyn_tf.export.onnx_export import export_onnx_predictor
     from mtsyn_tf.export.serving import export_for_serving
 
-    model, _ = load_model_from_checkpoint(run_dir)
+    model, info = load_model_from_checkpoint(run_dir)
+    contract = info["input_contract"]  # served = evaluated: the run's test-time transform
     for path in (serving_dir, onnx_dir):
         if os.path.exists(path):
             shutil.rmtree(path)
-    version_dir = export_for_serving(model, serving_dir)
+    version_dir = export_for_serving(model, serving_dir, input_contract=contract)
     os.makedirs(onnx_dir, exist_ok=True)
-    onnx_path = export_onnx_predictor(model, os.path.join(onnx_dir, "predictor.onnx"))
+    onnx_path = export_onnx_predictor(
+        model, os.path.join(onnx_dir, "predictor.onnx"), input_contract=contract
+    )
+    contract.write(onnx_dir)
     return {"serving": version_dir, "onnx": onnx_path}
 
 

@@ -32,6 +32,7 @@ import tensorflow as tf
 from mtsyn_tf.evaluation import proposals as props
 from mtsyn_tf.evaluation import tfds_sources
 from mtsyn_tf.metrics.detection import box_iou, voc_detection_map
+from mtsyn_tf.models.preprocessor import as_input_contract
 
 NUM_CLASSES = 20
 FEATURE_STRIDE = 16
@@ -175,8 +176,7 @@ def prepare_image(image, scale: int, max_size: int, grayscale: bool):
     size = (max(int(round(height * factor)), MIN_SCALE), max(int(round(width * factor)), MIN_SCALE))
     x = tf.image.resize(tf.image.convert_image_dtype(image[..., :3], tf.float32), size)
     x = tf.clip_by_value(x, 0.0, 1.0)
-    if grayscale:
-        x = tf.repeat(tf.reduce_mean(x, axis=-1, keepdims=True), 3, axis=-1)
+    x = as_input_contract(grayscale)(x)
     return x[None], (size[0] / height, size[1] / width)
 
 
@@ -319,15 +319,19 @@ def _loss_dict(losses) -> dict:
 def voc_detection(
     model, year: str = "2007", data_dir: str | None = None, proposals: str | None = None,
     scale: int = 600, max_size: int = 1000, steps: int = 40000, images_per_batch: int = 2,
-    rois_per_image: int = 64, learning_rate: float = 1e-3, grayscale: bool = False,
+    rois_per_image: int = 64, learning_rate: float = 1e-3, grayscale=False,
     convention: str = "voc07_11point", builder=None, seed: int = 0,
     max_train: int | None = None, max_test: int | None = None, max_proposals: int = 2000,
+    rescale: bool = True, rescale_count: int = 64,
 ) -> dict:  # fmt: skip
     """Trains Fast R-CNN on VOC ``year``'s train split, returns test mAP (see module doc).
 
     VOC 2007: trainval → test; VOC 2012: train → validation (tfds ``voc/<year>``).
     ``proposals``: directory of Fast R-CNN's ``selective_search_data`` ``.mat`` files, or
-    ``"gt_jitter"`` (tests / smoke runs only).
+    ``"gt_jitter"`` (tests / smoke runs only). ``rescale``: Krähenbühl-rescale the
+    converted AlexNet before fine-tuning (default, SPEC §5) on ``rescale_count`` training
+    images (centre squares at the net's input size). ``grayscale``: the fine-tuning input
+    contract (``InputContract`` or flag); default colour, as VOC fine-tuning is run.
     """
     if year not in SPLITS:
         raise ValueError(f"year must be one of {sorted(SPLITS)}. Received: year={year!r}")
@@ -351,10 +355,17 @@ def voc_detection(
     test_records = load_detection_split(name, test_split, data_dir, builder, max_test)
     attach_proposals(train_records, proposals, year, train_split, rng, max_proposals)
     attach_proposals(test_records, proposals, year, test_split, rng, max_proposals)
-    from mtsyn_tf.export import convert_to_standard_alexnet
+    from mtsyn_tf.evaluation.features import square_resize
+    from mtsyn_tf.export.rescale import standard_alexnet_for_finetuning
 
     keras.utils.set_random_seed(seed)
-    net = FastRCNN(convert_to_standard_alexnet(model))
+    rescale_images = None
+    if rescale:
+        pick = np.random.default_rng(seed).permutation(len(train_records))[:rescale_count]
+        squares = [square_resize(train_records[i]["image"], model.image_size) for i in pick]
+        rescale_images = np.asarray(as_input_contract(grayscale)(np.stack(squares)))
+    alexnet, rescale_report = standard_alexnet_for_finetuning(model, rescale_images, seed)
+    net = FastRCNN(alexnet)
     history = train(net, train_records, steps, images_per_batch, rois_per_image, learning_rate,
                     scale, max_size, grayscale, seed)  # fmt: skip
     detections = [detect(net, r, scale, max_size, grayscale) for r in test_records]
@@ -363,7 +374,9 @@ def voc_detection(
     return {
         **result,
         "protocol": f"Fast R-CNN, {name} {train_split} → {test_split}, proposals: "
-        + ("gt_jitter (smoke test only)" if proposals == props.GT_JITTER else "Selective Search"),
+        + ("gt_jitter (smoke test only)" if proposals == props.GT_JITTER else "Selective Search")
+        + (", Krähenbühl-rescaled" if rescale_report is not None else ""),
+        "rescaled": rescale_report is not None,
         "num_train": len(train_records), "num_test": len(test_records), "steps": steps,
         "scale": scale, "first_loss": _loss_dict(history[0]) if history else None,
         "final_loss": _loss_dict(history[-1]) if history else None,
@@ -371,7 +384,7 @@ def voc_detection(
     }  # fmt: skip
 
 
-def detection_report(model, protocol: str, grayscale: bool, options: dict, run: dict):
+def detection_report(model, protocol: str, grayscale, options: dict, run: dict):
     """(title, sections, results) of ``voc07_det`` / ``voc12_det`` for ``report.write_report``."""
     from tensorflow_datasets.object_detection.voc import _VOC_LABELS
 
@@ -384,6 +397,7 @@ def detection_report(model, protocol: str, grayscale: bool, options: dict, run: 
         images_per_batch=options.get("batch_size", 2),
         learning_rate=options.get("learning_rate", 1e-3), grayscale=grayscale,
         convention=options.get("convention", "voc07_11point"),
+        rescale=options.get("rescale", True),
         max_train=options.get("max_train"), max_test=options.get("max_test"),
     )  # fmt: skip
     summary = Table(f"{r['protocol']}; AP convention {r['convention']}", ["", "mAP"],

@@ -34,13 +34,28 @@ def _metric_table(title: str, metrics: dict, keys) -> Table:
     return Table(title, ["metric", "value"], [[k, metrics[k]] for k in keys if k in metrics])
 
 
+def _transfer_contract(info: dict, options: dict):
+    """Input contract of the VOC fine-tuning protocols: colour, as the reference fine-tunes
+    (whatever the pretraining input); ``transfer_input="pretraining"`` feeds the run's own."""
+    from mtsyn_tf.models.preprocessor import InputContract
+
+    choice = options.get("transfer_input") or "color"
+    if choice not in ("color", "pretraining"):
+        raise ValueError(
+            f"transfer_input must be 'color' or 'pretraining'. Received: transfer_input={choice!r}"
+        )
+    return info["input_contract"] if choice == "pretraining" else InputContract("rgb")
+
+
 def run_protocol(protocol: str, output_dir: str, workdir: str | None = None, **options) -> dict:
     """Runs ``protocol`` (one of ``PROTOCOLS``) and writes its report; returns its numbers.
 
     Options by protocol: ``synthetic_dir``, ``compare_workdirs``, ``split``,
     ``num_synthetic`` (offline); ``data_dir``, ``tfds_name``, ``epochs``, ``steps``,
     ``batch_size``, ``learning_rate`` (linear_probe, voc07_*); ``tap``, ``test_crops``,
-    ``convention`` (voc07_*); ``nyud_mat``, ``nyud_splits``, ``max_train``, ``max_test``
+    ``convention`` (voc07_*); ``rescale`` (voc07_cls, voc*_det: Krähenbühl rescaling
+    before fine-tuning, default True) and ``transfer_input`` ("color", default, or
+    "pretraining": the run's own input contract) for the fine-tuning protocols; ``nyud_mat``, ``nyud_splits``, ``max_train``, ``max_test``
     (nyud_normals); ``proposals``, ``det_scale`` (voc07_det / voc12_det, with ``steps``,
     ``batch_size`` = images per batch, ``learning_rate``, ``convention``, ``max_train``,
     ``max_test``); ``single_task_workdirs`` (mtl_summary); ``expected_preset`` (any
@@ -85,9 +100,10 @@ def run_protocol(protocol: str, output_dir: str, workdir: str | None = None, **o
         convention = options.get("convention", "voc07_11point")
         if protocol == "voc07_cls":
             r = voc.finetune_voc07(
-                model, name, data_dir, steps=options.get("steps") or 2000,
-                batch_size=options.get("batch_size", 32), learning_rate=options.get("learning_rate", 1e-3),
-                test_crops=options.get("test_crops", "ten"), grayscale=grayscale, convention=convention,
+                model, name, data_dir, steps=options.get("steps"),
+                batch_size=options.get("batch_size"), learning_rate=options.get("learning_rate"),
+                rescale=options.get("rescale", True), test_crops=options.get("test_crops", "ten"),
+                grayscale=_transfer_contract(info, options), convention=convention,
             )  # fmt: skip
         else:
             r = voc.voc07_svm(model, name, data_dir, tap=options.get("tap", "fc7"), grayscale=grayscale,
@@ -98,7 +114,8 @@ def run_protocol(protocol: str, output_dir: str, workdir: str | None = None, **o
     if protocol in ("voc07_det", "voc12_det"):
         from mtsyn_tf.evaluation.fast_rcnn import detection_report
 
-        return _write(output_dir, *detection_report(model, protocol, grayscale, options, run))
+        contract = _transfer_contract(info, options)
+        return _write(output_dir, *detection_report(model, protocol, contract, options, run))
     from mtsyn_tf.evaluation.nyud_normals import nyud_normals
 
     for key in ("nyud_mat", "nyud_splits"):

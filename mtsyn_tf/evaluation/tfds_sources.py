@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from mtsyn_tf.models.preprocessor import as_input_contract
+
 # Manual downloads tfds cannot fetch itself: what must sit in --manual_dir.
 MANUAL_DIR_LAYOUT = {
     "imagenet2012": (
@@ -67,8 +69,11 @@ def load_split(name: str, split: str, data_dir: str | None, builder=None) -> tf.
         ) from err
 
 
-def decode_square(image, size: int, grayscale: bool) -> tf.Tensor:
-    """uint8 [H, W, 3] → float32 [size, size, 3] in [0, 1]: centre square crop, bilinear resize."""
+def decode_square(image, size: int, grayscale) -> tf.Tensor:
+    """uint8 [H, W, 3] → float32 [size, size, 3] in [0, 1]: centre square crop, bilinear resize.
+
+    ``grayscale``: the run's ``InputContract`` or grayscale flag, applied last.
+    """
     image = tf.image.convert_image_dtype(image[..., :3], tf.float32)
     shape = tf.shape(image)
     side = tf.minimum(shape[0], shape[1])
@@ -77,12 +82,10 @@ def decode_square(image, size: int, grayscale: bool) -> tf.Tensor:
     )
     image = tf.image.resize(image, (size, size), antialias=True)
     image = tf.clip_by_value(image, 0.0, 1.0)
-    if grayscale:
-        image = tf.repeat(tf.reduce_mean(image, axis=-1, keepdims=True), 3, axis=-1)
-    return image
+    return as_input_contract(grayscale)(image)
 
 
-def random_crop_flip(image, size: int, seed, grayscale: bool) -> tf.Tensor:
+def random_crop_flip(image, size: int, seed, grayscale) -> tf.Tensor:
     """Training view: random square crop (≥ 60 % of the short side), flip, resize to size."""
     image = tf.image.convert_image_dtype(image[..., :3], tf.float32)
     shape = tf.shape(image)
@@ -95,6 +98,4 @@ def random_crop_flip(image, size: int, seed, grayscale: bool) -> tf.Tensor:
     image = tf.image.crop_to_bounding_box(image, y0, x0, side, side)
     image = tf.image.stateless_random_flip_left_right(image, seeds[3])
     image = tf.clip_by_value(tf.image.resize(image, (size, size), antialias=True), 0.0, 1.0)
-    if grayscale:
-        image = tf.repeat(tf.reduce_mean(image, axis=-1, keepdims=True), 3, axis=-1)
-    return image
+    return as_input_contract(grayscale)(image)

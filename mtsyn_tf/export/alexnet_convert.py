@@ -91,14 +91,33 @@ def preactivation_model(alexnet: keras.Model) -> keras.Model:
 
 
 def save_standard_alexnet(
-    alexnet: keras.Model, output_dir: str, overwrite: bool = False, caffe: bool = False
+    alexnet: keras.Model,
+    output_dir: str,
+    overwrite: bool = False,
+    caffe: bool = False,
+    input_contract=None,
+    pretraining_contract=None,
 ) -> dict:
     """Writes ``alexnet.keras``, ``saved_model/``, ``alexnet.onnx`` (+ Caffe ``.npz``).
 
     Everything goes into a temporary sibling directory renamed to ``output_dir`` at the end.
-    The SavedModel's ``serving_default`` maps ``image`` [B, 227, 227, 3] in [0, 1] to the
+    The SavedModel's ``serving_default`` maps ``image`` [B, 227, 227, 3] RGB in [0, 1] to the
     taps conv1 … fc7; the ONNX model has the same input and output names.
+
+    Input contract: the converted net is what the transfer protocols fine-tune, and the
+    reference fine-tunes it on colour images whatever the pretraining input was, so
+    ``input_contract`` defaults to colour (identity). It is applied inside the SavedModel
+    and ONNX graphs and written to ``input_contract.json`` together with
+    ``pretraining_color_mode`` (from ``pretraining_contract``, the run's own contract) so
+    a user can feed the pretraining input instead (``color_mode: grayscale``); the Keras
+    and Caffe files hold the bare network, to be fed as ``input_contract.json`` says.
     """
+    from mtsyn_tf.models.preprocessor import InputContract
+
+    contract = input_contract or InputContract("rgb")
+    notes = {}
+    if pretraining_contract is not None:
+        notes["pretraining_color_mode"] = pretraining_contract.color_mode
     import os
 
     from mtsyn_tf.export.atomic import atomic_directory
@@ -112,14 +131,20 @@ def save_standard_alexnet(
         archive.track(alexnet)
         archive.add_endpoint(
             "serving_default",
-            lambda image: alexnet(image, training=False),
+            lambda image: alexnet(contract(image), training=False),
             input_signature=[keras.InputSpec(shape=(None, size, size, 3), dtype="float32")],
         )
         archive.write_out(os.path.join(tmp, "saved_model"), verbose=False)
-        export_onnx_keras(alexnet, os.path.join(tmp, "alexnet.onnx"), size)
+        export_onnx_keras(alexnet, os.path.join(tmp, "alexnet.onnx"), size, input_contract=contract)
+        contract.write(tmp, **notes)
         if caffe:
             save_caffe_npz(alexnet, os.path.join(tmp, "alexnet_caffe.npz"))
-    names = {"keras": "alexnet.keras", "saved_model": "saved_model", "onnx": "alexnet.onnx"}
+    names = {
+        "keras": "alexnet.keras",
+        "saved_model": "saved_model",
+        "onnx": "alexnet.onnx",
+        "input_contract": "input_contract.json",
+    }
     if caffe:
         names["caffe_npz"] = "alexnet_caffe.npz"
     return {k: os.path.join(os.path.abspath(output_dir), v) for k, v in names.items()}

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from mtsyn_tf.cli import tf_error_reason
 from mtsyn_tf.models import build_multitask_model, get_preset
+from mtsyn_tf.models.preprocessor import InputContract
 
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -109,8 +110,9 @@ def load_model_from_checkpoint(workdir_or_ckpt: str, expected_preset: str | dict
             in config.json raises instead of exporting the wrong architecture.
 
     Returns:
-        ``(model, info)`` where info holds ``checkpoint`` (prefix), ``config`` (path) and
-        ``preset`` (dict).
+        ``(model, info)`` where info holds ``checkpoint`` (prefix), ``config`` (path),
+        ``preset`` (dict), ``input_contract`` (the run's ``InputContract``: every caller
+        feeds the model through it) and ``grayscale`` (``input_contract.grayscale``).
     """
     prefix, config_path = resolve_checkpoint(workdir_or_ckpt)
     preset = read_preset(config_path)
@@ -154,15 +156,11 @@ def load_model_from_checkpoint(workdir_or_ckpt: str, expected_preset: str | dict
             "The checkpoint does not match the model built from config.json (preset mismatch "
             f"or a checkpoint from another run): {str(err)[:400]}. Received: {prefix}"
         ) from err
+    contract = InputContract.from_run_file(config_path)
     return model, {
         "checkpoint": prefix,
         "config": config_path,
         "preset": preset,
-        "grayscale": read_grayscale(config_path),
+        "input_contract": contract,
+        "grayscale": contract.grayscale,
     }
-
-
-def read_grayscale(config_path: str) -> bool:
-    """Whether the run trained on grey inputs (then it is evaluated on the channel mean)."""
-    with open(config_path) as f:
-        return bool(json.load(f).get("trainer", {}).get("grayscale", False))

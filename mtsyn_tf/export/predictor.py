@@ -3,7 +3,9 @@
 Any photo size is accepted: each file is decoded and stretched to the model's input size
 by ``preprocess.decode_and_resize`` (the graph of the ``predict_bytes`` signature), so this
 path and TF Serving agree number for number. Outputs are the physical predictions at the
-input resolution of the network (S×S), not at the photo's size.
+input resolution of the network (S×S), not at the photo's size. Photos are sent as RGB;
+the run's ``InputContract`` (channel mean for a grey-trained run) is applied by the
+SavedModel's signature or, for a checkpoint, here, so both equal the evaluated model.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from mtsyn_tf.export.visualize import COLORIZERS as _COLORIZERS
 from mtsyn_tf.export.visualize import prediction_sheet
 from mtsyn_tf.io_utils import atomic_file
 from mtsyn_tf.io_utils import write_png as _write_png
+from mtsyn_tf.models.preprocessor import InputContract
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
@@ -62,12 +65,15 @@ class Predictor:
             self.image_size = int(
                 signature.structured_outputs[next(iter(signature.structured_outputs))].shape[1]
             )
+            # The signature applies the run's input contract itself (serving.py).
             self._fn = lambda images: signature(image=tf.constant(images))
+            self.input_contract = InputContract.read(saved_model)
             self.source = saved_model
         else:
             model, info = load_model_from_checkpoint(path)
             self.image_size = model.image_size
-            self._fn = model.predict_physical
+            contract = self.input_contract = info["input_contract"]
+            self._fn = lambda images: model.predict_physical(contract(images))
             self.source = info["checkpoint"]
 
     def __call__(self, images: np.ndarray) -> dict:

@@ -134,3 +134,24 @@ def krahenbuhl_rescale(alexnet, images, between_layer: bool = True, seed: int = 
     if between_layer:
         report["gradient_ratios"] = between_layer_rescale(alexnet, images, seed=seed)
     return report
+
+
+def standard_alexnet_for_finetuning(model, rescale_images=None, seed: int = 0):
+    """(standard AlexNet, report): the transfer protocols' starting point (SPEC §5).
+
+    Converts ``model`` and, when ``rescale_images`` (float [N, S, S, 3] in [0, 1], already
+    passed through the fine-tuning input contract) is given, applies both rescaling steps
+    in place before any fine-tuning, as the reference does (it fine-tunes the rescaled
+    ``_rs.caffemodel``). ``report`` is None when not rescaled.
+    """
+    from mtsyn_tf.export.alexnet_convert import convert_to_standard_alexnet
+
+    alexnet = convert_to_standard_alexnet(model)
+    if rescale_images is None:
+        return alexnet, None
+    if len(rescale_images) < 2:
+        raise ValueError(
+            "Krähenbühl rescaling before fine-tuning needs at least 2 training images; use "
+            f"more training data or --norescale (rescale=False). Received: {len(rescale_images)}"
+        )
+    return alexnet, krahenbuhl_rescale(alexnet, rescale_images, seed=seed)

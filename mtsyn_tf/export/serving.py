@@ -11,6 +11,11 @@ fixed ``batch_size`` is requested; ``S`` = 227 for AlexNet presets):
 | predict_contour | image | contour [B,S,S,1], probability of an object contour |
 | predict_bytes | image_bytes tf.string [B] (JPEG/PNG/GIF/BMP files; a scalar is refused) | depth, normals, contour |
 
+Every signature feeds the network through the run's ``InputContract``
+(``mtsyn_tf.models.preprocessor``): a grey-trained run gets the channel mean repeated 3×,
+exactly as it was evaluated, so clients always send plain RGB. The contract is written
+beside the model as ``<version>/input_contract.json``.
+
 Only the tasks of the model's preset are exported. Bad inputs fail with
 ``InvalidArgumentError`` carrying a readable message, raised by ``tf.debugging`` asserts
 inside the graph: wrong height/width/channels, values outside [0, 1], NaN/Inf, a wrong
@@ -33,6 +38,7 @@ import tensorflow as tf
 from mtsyn_tf.export.atomic import atomic_directory
 from mtsyn_tf.export.preprocess import check_image_values, decode_batch
 from mtsyn_tf.export.warmup import write_warmup_file
+from mtsyn_tf.models.preprocessor import InputContract
 
 TASK_SIGNATURES = {
     "depth": "predict_depth",
@@ -41,13 +47,19 @@ TASK_SIGNATURES = {
 }
 
 
-def _predict(model, images):
-    return dict(model.predict_physical(images))
+def add_serving_endpoints(
+    archive, model, batch_size: int | None = None, input_contract: InputContract | None = None
+) -> None:
+    """Registers every signature of this module's table on a ``keras.export.ExportArchive``.
 
-
-def add_serving_endpoints(archive, model, batch_size: int | None = None) -> None:
-    """Registers every signature of this module's table on a ``keras.export.ExportArchive``."""
+    ``input_contract``: the run's (``info["input_contract"]``); None means colour (identity).
+    """
     size = model.image_size
+    contract = input_contract or InputContract("rgb")
+
+    def _predict(model, images):
+        return dict(model.predict_physical(contract(images)))
+
     # Unknown rank on purpose: a static rank lets TF fold shape checks away at trace time,
     # and a loaded signature does not enforce it, so a rank-3 input would reach a kernel.
     image_spec = tf.TensorSpec(None, tf.float32, name="image")
@@ -115,6 +127,7 @@ def export_for_serving(
     overwrite: bool = False,
     model_name: str = "mtsyn",
     warmup: bool = True,
+    input_contract: InputContract | None = None,
 ) -> str:
     """Writes ``<model_base_path>/<version>/`` (SavedModel + warmup requests) atomically.
 
@@ -128,6 +141,9 @@ def export_for_serving(
         overwrite: replace an existing version directory instead of refusing.
         model_name: the ``model_spec.name`` written into the warmup requests.
         warmup: write ``assets.extra/tf_serving_warmup_requests``.
+        input_contract: the run's test-time input transform (``load_model_from_checkpoint``
+            returns it as ``info["input_contract"]``), applied inside every signature and
+            written to ``input_contract.json``. None: colour (identity).
 
     Returns:
         The path of the version directory.
@@ -139,11 +155,13 @@ def export_for_serving(
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
         raise ValueError(f"batch_size must be None or a positive int. Received: {batch_size!r}")
     target = os.path.join(os.path.abspath(model_base_path), str(version))
+    contract = input_contract or InputContract("rgb")
     archive = keras.export.ExportArchive()
     archive.track(model)
-    add_serving_endpoints(archive, model, batch_size)
+    add_serving_endpoints(archive, model, batch_size, contract)
     with atomic_directory(target, overwrite=overwrite) as tmp:
         archive.write_out(tmp, verbose=False)
+        contract.write(tmp)
         if warmup:
             write_warmup_file(tmp, model_name, model.image_size, batch_size)
     return target

@@ -20,6 +20,7 @@ from absl import logging
 from mtsyn_tf.data import pipeline, shards
 from mtsyn_tf.io_utils import check_output_dir
 from mtsyn_tf.models import build_discriminator, build_multitask_model, get_preset
+from mtsyn_tf.models.preprocessor import InputContract
 from mtsyn_tf.trainer import callbacks as cbs
 from mtsyn_tf.trainer import precision as mp
 from mtsyn_tf.trainer import profiling
@@ -304,6 +305,8 @@ def _record_run(cfg: RunConfig, preset: dict, strategy) -> None:
         {
             **cfg.to_dict(),
             "resolved_preset": preset,
+            # What the model must be fed at test time; every loader reads this back.
+            "input_contract": InputContract.for_grayscale(cfg.trainer.grayscale).record(),
             "num_replicas": strategy.num_replicas_in_sync,
             "dtype_policy": mp.resolve_policy(cfg.precision),
             "versions": package_versions(),

@@ -9,6 +9,7 @@ from mtsyn_tf import losses
 from mtsyn_tf.data import augment
 from mtsyn_tf.metrics.keras_metrics import ContourMetrics, DepthMetrics, NormalAngleMetrics
 from mtsyn_tf.models.multitask import MultiTaskNet, to_physical
+from mtsyn_tf.models.preprocessor import InputContract
 from mtsyn_tf.trainer.config import TrainerConfig
 from mtsyn_tf.trainer.history_pool import FeatureHistoryPool
 
@@ -24,16 +25,6 @@ TASK_LOSSES = {
         pred, syn["normals"], syn["valid"]
     ),
 }
-
-
-def evaluation_input(images, grayscale: bool):
-    """What a model trained with ``grayscale`` sees at test time: the channel mean, repeated.
-
-    Deterministic (no random channel) and on the same scale as a single channel.
-    """
-    if not grayscale:
-        return images
-    return tf.repeat(tf.reduce_mean(images, axis=-1, keepdims=True), 3, axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="mtsyn_tf")
@@ -406,7 +397,8 @@ class MultiTaskAdversarialTrainer(keras.Model):
 
     def test_step(self, data):
         synthetic = data["synthetic"] if "synthetic" in data else data
-        x = evaluation_input(synthetic["image"], self.config.grayscale)
+        # The run's test-time input contract (channel mean for a grey-trained run).
+        x = InputContract.for_grayscale(self.config.grayscale)(synthetic["image"])
         predictions = self.model(x, training=False)
         predictions = {k: tf.cast(v, tf.float32) for k, v in predictions.items()}
         physical = to_physical(predictions)
