@@ -144,7 +144,10 @@ _RENDERERS: dict = {}
 def renderer_for(desc, height, width, spp, max_depth, guides) -> _Renderer:
     """This process's renderer for the settings, grown (rebuilt) only if ``desc`` needs more
     slots than any scene before it. Keeps one renderer per process (the latest settings)."""
-    settings = (height, width, spp, max_depth, guides)
+    import mitsuba as mi
+
+    # The variant too: a process may switch variants between renders (tests do).
+    settings = (mi.variant(), height, width, spp, max_depth, guides)
     renderer = _RENDERERS.get(settings)
     if renderer is not None and renderer.template.fits(desc):
         return renderer

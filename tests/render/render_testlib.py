@@ -64,7 +64,7 @@ def render_in_sequence(scene_ids, variant, size, spp, denoise, extra_capacity=0)
     if extra_capacity:
         desc = scene_lib.make_scene(scene_ids[0])
         grown = {k: v + extra_capacity for k, v in mitsuba_template.default_capacity().items()}
-        mitsuba_backend._RENDERERS[(size, size, spp, 4, denoise != "off")] = (
+        mitsuba_backend._RENDERERS[(variant, size, size, spp, 4, denoise != "off")] = (
             mitsuba_backend._Renderer(grown, 2, size, size, spp, 4, denoise != "off")
         )
         assert mitsuba_backend.renderer_for(desc, size, size, spp, 4, denoise != "off")

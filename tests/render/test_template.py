@@ -61,9 +61,7 @@ def test_larger_template_renders_the_same_pixels(variant):
     """Growing a process's template (a scene needing more slots) changes no pixel."""
     _, sparse = _busy_and_sparse_scenes()
     (a,), _ = _spawned(render_testlib.render_in_sequence, [sparse], variant, SIZE, 2, DENOISE)
-    (b,), _ = _spawned(
-        render_testlib.render_in_sequence, [sparse], variant, SIZE, 2, DENOISE, 2
-    )
+    (b,), _ = _spawned(render_testlib.render_in_sequence, [sparse], variant, SIZE, 2, DENOISE, 2)
     _assert_samples_equal(a, b)
 
 
