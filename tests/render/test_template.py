@@ -119,8 +119,8 @@ def test_texture_data_tiles_and_checkers():
 @pytest.mark.skipif(not denoise_lib.pyoidn_available(), reason="needs pyoidn")
 def test_denoiser_brings_few_samples_closer_to_the_reference(variant):
     noisy, denoised = _spawned(render_testlib.denoise_psnr, 7, variant, 64, 2, 128, "fast")
-    # Measured: ~+7 dB (scalar and llvm). 3 dB is far outside the scene-to-scene spread and
-    # fails for an identity "denoiser" (0 dB) or one fed mismatched guides.
+    # Measured: 18.5 -> 29.8 dB (llvm), 18.7 -> 30.0 dB (scalar). A 3 dB margin leaves room
+    # for other machines' sampling differences and fails for an identity "denoiser" (0 dB).
     assert denoised > noisy + 3.0, (noisy, denoised)
 
 
