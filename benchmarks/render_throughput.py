@@ -135,9 +135,8 @@ def main(argv):
             warm = throughput(config, ids, FLAGS.workers, home)
         print(f"{'DrJit cache':<26}{'images/s':>10}{'CPU s/image':>13}{'wall s':>9}")
         for name, r in (("cold (fresh machine)", cold), ("warm (kernels on disk)", warm)):
-            print(
-                f"{name:<26}{r['images_per_s']:>10.2f}{r['cpu_s_per_image']:>13.3f}{r['seconds']:>9.1f}"
-            )
+            rate, cpu, wall = r["images_per_s"], r["cpu_s_per_image"], r["seconds"]
+            print(f"{name:<26}{rate:>10.2f}{cpu:>13.3f}{wall:>9.1f}")
         print(
             f"Cores / CPU s per image = {FLAGS.workers / cold['cpu_s_per_image']:.2f} images/s "
             "on otherwise idle cores (cold run)."

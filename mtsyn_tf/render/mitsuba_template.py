@@ -2,12 +2,13 @@
 
 Why: ``llvm_ad_rgb`` JIT-compiles its kernels for the *structure* of a scene (which shape,
 BSDF and emitter plugins exist, and every compile-time constant in them), so loading each
-scene with ``mi.load_dict`` paid a scene load (~0.4 s) and an LLVM compilation (~2-3 s) per
+scene with ``mi.load_dict`` paid a scene load and an LLVM compilation (~1 CPU s together) per
 image. A template instead holds a fixed number of *slots* per ``(primitive kind, material
 class, emissive)`` — enough for every scene of thousands that
-:func:`mtsyn_tf.render.scene.make_scene` drew, grown once per process otherwise — plus two sensors, and each scene only changes parameters through ``mi.traverse``:
-transforms (cube vertices), texture data, roughness / conductor constants, emitter radiance
-and sampling weights, sensor pose and FOV. All of these are opaque DrJit variables, so the
+:func:`mtsyn_tf.render.scene.make_scene` drew, grown once per process otherwise — plus two
+sensors, and each scene only changes parameters through ``mi.traverse``: transforms (cube
+vertices), texture data, roughness / conductor constants, emitter radiance and sampling
+weights, sensor pose and FOV. All of these are opaque DrJit variables, so the
 compiled kernels are reused from scene to scene (tests/render/test_template.py checks it
 in DrJit's kernel history).
 
@@ -17,11 +18,11 @@ weight 0. One point light stays parked in every scene, so the emitter weights ar
 all equal (Mitsuba compiles a different kernel for uniform emitter sampling).
 
 Textures are all ``bitmap`` textures with an identity ``to_uv``, because ``to_uv`` is a
-compile-time constant: a ``bitmap`` material is its
-pattern tiled ``texture_scale`` times, which is exactly what Mitsuba's repeat-wrapped
-lookup with a scaled ``to_uv`` samples; a plain colour is a 2x2 constant (Mitsuba's
-minimum); a checkerboard is drawn with 16 texels per cell
-(bilinear lookup softens each cell edge over 1/16 of a cell instead of a hard step).
+compile-time constant: a ``bitmap`` material is its pattern tiled ``texture_scale`` times,
+which is exactly what Mitsuba's repeat-wrapped lookup with a scaled ``to_uv`` samples; a
+plain colour is a 2x2 constant (Mitsuba's minimum); a checkerboard is drawn with 16 texels
+per cell (bilinear lookup softens each cell edge over 1/16 of a cell instead of a hard
+step, a small deviation from Mitsuba's ``checkerboard`` texture).
 """
 
 from __future__ import annotations
