@@ -33,7 +33,7 @@ setup(
         "tensorboard>=2.18",
     ],
     extras_require={
-        "render": ["mitsuba>=3.5,<4"],
+        "render": ["mitsuba>=3.5,<4", "pyoidn>=2.5,<3"],
         "beam": ["apache-beam[tfrecord]>=2.55", "google-crc32c>=1.5"],
         "onnx": ["tf2onnx>=1.16", "onnx>=1.15", "onnxruntime>=1.17"],
         "serving": ["tensorflow-serving-api>=2.18"],

@@ -4,7 +4,9 @@ Rows are samples; columns are RGB | depth | normals | contours, coloured by
 ``mtsyn_tf.visualize`` (MAGMA inverse depth, near = bright, scaled per sample to its
 2nd–98th percentile; normals as ``(n + 1) / 2`` RGB in the OpenCV frame, so a wall facing
 the camera is violet-blue; contours white on black; invalid pixels black). Real samples
-(image only) show the RGB column and leave the rest grey."""
+(image only) show the RGB column and leave the rest grey. Renders that kept their
+undenoised image (``"image_noisy"``, see ``mtsyn_tf.render.denoise``) get it as a second
+column, RGB noisy | RGB denoised | ..., at the same exposure."""
 
 from __future__ import annotations
 
@@ -28,12 +30,15 @@ def _fit(tile: np.ndarray, width: int) -> np.ndarray:
     return cv2.resize(tile, (width, _TILE_HEIGHT), interpolation=cv2.INTER_NEAREST)
 
 
-def _row(sample: Mapping) -> np.ndarray:
+def _row(sample: Mapping, noisy_column: bool) -> np.ndarray:
     image = to_uint8_rgb(sample["image"])
     height, width = image.shape[:2]
     tile_width = max(1, round(_TILE_HEIGHT * width / height))
     blank = np.full((height, width, 3), 128, np.uint8)
     tiles = [image]
+    if noisy_column:
+        noisy = sample.get("image_noisy")
+        tiles.insert(0, to_uint8_rgb(noisy) if noisy is not None else blank)
     tiles.append(colorize_depth(sample["depth"]) if "depth" in sample else blank)
     tiles.append(colorize_normals(sample["normals"]) if "normals" in sample else blank)
     tiles.append(colorize_contour(sample["contour"]) if "contour" in sample else blank)
@@ -61,7 +66,9 @@ def write_sample_grid(samples: Sequence[Mapping] | Mapping, path: str, max_rows:
         path: output ``.png`` path.
         max_rows: at most this many samples are drawn.
     """
-    rows = [_row(s) for s in _unbatch(samples)[:max_rows]]
+    samples = _unbatch(samples)[:max_rows]
+    noisy_column = any("image_noisy" in s for s in samples)
+    rows = [_row(s, noisy_column) for s in samples]
     if not rows:
         raise ValueError(f"No samples to draw into {path!r}.")
     width = max(r.shape[1] for r in rows)

@@ -34,11 +34,13 @@ class RenderConfig:
     """Everything that determines the rendered pixels (besides the scene id)."""
 
     resolution: int = 227
-    spp: int = 16
+    # 4 samples + Open Image Denoise: the PSNR table of benchmarks/render_throughput.py.
+    spp: int = 4
     max_depth: int = 4
     seed: int = 0
     views_per_scene: int = 1
     variant: str = "auto"
+    denoise: str = "fast"  # "off" or an OIDN quality: fast | balanced | high
 
     def __post_init__(self):
         for name in ("resolution", "spp", "max_depth", "views_per_scene"):
@@ -48,6 +50,11 @@ class RenderConfig:
                 )
         if self.seed < 0:
             raise ValueError(f"RenderConfig.seed must be >= 0. Received: seed={self.seed}")
+        if self.denoise not in ("off", "fast", "balanced", "high"):
+            raise ValueError(
+                "RenderConfig.denoise must be 'off', 'fast', 'balanced' or 'high'. "
+                f"Received: denoise={self.denoise!r}"
+            )
 
 
 def prepare_output_dir(path: str, overwrite: bool) -> None:
@@ -81,14 +88,22 @@ def split_scene_ids(num_scenes: int, num_test_scenes: int = 0) -> dict[str, rang
     return {name: ids for name, ids in splits.items() if len(ids)}
 
 
-def render_one(scene_id: int, config: RenderConfig) -> list[dict]:
-    """Renders all views of one scene (runs inside a worker)."""
+def render_one(scene_id: int, config: RenderConfig, keep_noisy: bool = False) -> list[dict]:
+    """Renders all views of one scene (runs inside a worker).
+
+    ``keep_noisy`` adds the undenoised image as ``"image_noisy"`` (preview grids only)."""
     from mtsyn_tf.render import mitsuba_backend
     from mtsyn_tf.render import scene as scene_lib
 
     desc = scene_lib.make_scene(int(scene_id), seed=config.seed, num_views=config.views_per_scene)
     return mitsuba_backend.render_scene(
-        desc, config.resolution, spp=config.spp, max_depth=config.max_depth, variant=config.variant
+        desc,
+        config.resolution,
+        spp=config.spp,
+        max_depth=config.max_depth,
+        variant=config.variant,
+        denoise=config.denoise,
+        keep_noisy=keep_noisy,
     )
 
 
@@ -118,20 +133,29 @@ def worker_pool(config: RenderConfig, workers: int):
     return ctx.Pool(workers, initializer=_init_worker, initargs=(config.variant, threads))
 
 
-def iter_rendered(scene_ids: Iterable[int], config: RenderConfig, pool) -> Iterator[dict]:
-    """Yields the samples of ``scene_ids`` in scene order, rendered by ``pool``'s workers."""
-    for samples in pool.imap(_RenderTask(config), scene_ids, chunksize=1):
+def iter_rendered(
+    scene_ids: Iterable[int], config: RenderConfig, pool, keep_noisy_scenes: int = 0
+) -> Iterator[dict]:
+    """Yields the samples of ``scene_ids`` in scene order, rendered by ``pool``'s workers.
+
+    The first ``keep_noisy_scenes`` scenes also carry ``"image_noisy"`` (for the preview grid).
+    """
+    scene_ids = list(scene_ids)
+    keep = set(scene_ids[:keep_noisy_scenes])
+    tasks = [(scene_id, scene_id in keep) for scene_id in scene_ids]
+    for samples in pool.imap(_RenderTask(config), tasks, chunksize=1):
         yield from samples
 
 
 class _RenderTask:
-    """Picklable ``scene_id -> samples`` callable for ``Pool.imap``."""
+    """Picklable ``(scene_id, keep_noisy) -> samples`` callable for ``Pool.imap``."""
 
     def __init__(self, config: RenderConfig):
         self.config = config
 
-    def __call__(self, scene_id: int) -> list[dict]:
-        return render_one(scene_id, self.config)
+    def __call__(self, task) -> list[dict]:
+        scene_id, keep_noisy = task
+        return render_one(scene_id, self.config, keep_noisy=keep_noisy)
 
 
 class Progress:
@@ -203,7 +227,8 @@ def generate_dataset(
             progress = Progress(f"render {split}", total)
 
             def records(ids=ids, progress=progress, split=split):
-                for sample in iter_rendered(ids, config, pool):
+                keep_noisy = keep_samples if split == "train" else 0
+                for sample in iter_rendered(ids, config, pool, keep_noisy_scenes=keep_noisy):
                     if split == "train" and len(summary["samples"]) < keep_samples:
                         summary["samples"].append(sample)
                     record = schema.encode_synthetic(sample)

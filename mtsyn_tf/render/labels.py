@@ -62,17 +62,27 @@ def instances_from_shape_index(
     return instance.astype(np.int32), instance >= 0
 
 
-def tonemap(linear_rgb: np.ndarray, percentile: float = 97.0, white: float = 0.9) -> np.ndarray:
+def exposure(linear_rgb: np.ndarray, percentile: float = 97.0, white: float = 0.9) -> float:
+    """Scale that maps the ``percentile``-th luminance of ``linear_rgb`` to ``white``."""
+    rgb = np.clip(np.nan_to_num(np.asarray(linear_rgb, np.float64), nan=0.0, posinf=0.0), 0, None)
+    return white / max(float(np.percentile(rgb @ _LUMA, percentile)), 1e-8)
+
+
+def tonemap(
+    linear_rgb: np.ndarray, percentile: float = 97.0, white: float = 0.9, scale=None
+) -> np.ndarray:
     """Linear radiance → uint8 sRGB with automatic exposure.
 
     Lights have random power, so a fixed exposure would give black or blown-out frames;
     scaling the ``percentile``-th luminance to ``white`` keeps images in a photographic
     range while visible light panels (above the percentile) saturate, as in a photo.
+    ``scale`` overrides the automatic exposure (to show two renders of one view alike).
     """
     rgb = np.nan_to_num(np.asarray(linear_rgb, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     rgb = np.clip(rgb, 0.0, None)
-    ref = np.percentile(rgb @ _LUMA, percentile)
-    x = np.clip(rgb * (white / max(ref, 1e-8)), 0.0, 1.0)
+    if scale is None:
+        scale = exposure(rgb, percentile, white)
+    x = np.clip(rgb * scale, 0.0, 1.0)
     srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4) - 0.055)
     return np.clip(np.rint(srgb * 255.0), 0, 255).astype(np.uint8)
 

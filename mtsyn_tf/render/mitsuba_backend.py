@@ -1,15 +1,20 @@
 """Renders a :class:`~mtsyn_tf.render.scene.SceneDescription` with Mitsuba 3.
 
-Each view gets two sensors sharing one pose:
+Every scene is written into a per-process :class:`~mtsyn_tf.render.mitsuba_template.SceneTemplate`
+(fixed structure, new parameters), so DrJit compiles the render kernels once per process
+instead of once per scene. Each view is rendered twice from one camera pose:
 
-* ``rgb``: path tracing at ``spp`` samples, box filter, jittered samples (antialiased);
+* ``rgb``: path tracing at ``spp`` jittered samples per pixel with a box filter
+  (antialiased). With denoising on, the ``aov`` integrator wraps the path tracer and also
+  averages albedo and shading normals over the same samples, which guide Intel Open Image
+  Denoise (:mod:`mtsyn_tf.render.denoise`);
 * ``labels``: the ``aov`` integrator (depth, shading normal, shape index) at 1 spp
   through a *non-jittered* stratified sampler and a radius-0.5 box filter, i.e. exactly
   one ray through each pixel centre, so ids are never blended and depth/normals are
   the exact values at the pixel centre (which the closed-form tests rely on).
 
-Both integrators render the same loaded scene, and fixed sampler seeds make every render
-reproducible bit for bit.
+Fixed sampler seeds make every render reproducible bit for bit, whichever scenes the
+process rendered before (tests/render/test_template.py).
 """
 
 from __future__ import annotations
@@ -22,15 +27,20 @@ import sys
 import numpy as np
 
 from mtsyn_tf import geometry
+from mtsyn_tf.render import denoise as denoise_lib
 from mtsyn_tf.render import labels as labels_lib
+from mtsyn_tf.render import mitsuba_template
 from mtsyn_tf.render import scene as scene_lib
 from mtsyn_tf.render import variant as variant_lib
 
 NEAR_CLIP = 1e-3
 FAR_CLIP = 1e4
-DEFAULT_SPP = 16
+DEFAULT_SPP = 4
 DEFAULT_MAX_DEPTH = 4
-_AOVS = "dd:depth,nn:sh_normal,si:shape_index"
+DEFAULT_DENOISE = "balanced"
+DENOISE_CHOICES = ("off", *denoise_lib.QUALITIES)
+_LABEL_AOVS = "dd:depth,nn:sh_normal,si:shape_index"
+_GUIDE_AOVS = "al:albedo,nn:sh_normal"
 
 
 def _size(resolution) -> tuple[int, int]:
@@ -41,132 +51,6 @@ def _size(resolution) -> tuple[int, int]:
             f"resolution must be an int >= 2 or (height, width). Received: {resolution!r}"
         )
     return int(hw[0]), int(hw[1])
-
-
-def _transform(mi, matrix):
-    return mi.ScalarTransform4f(np.asarray(matrix, dtype=np.float64).tolist())
-
-
-def _rgb(value) -> dict:
-    return {"type": "rgb", "value": [float(v) for v in value]}
-
-
-def _texture(mi, material: scene_lib.Material, color):
-    if material.texture == "none":
-        return _rgb(color)
-    to_uv = mi.ScalarTransform4f().scale([material.texture_scale, material.texture_scale, 1.0])
-    if material.texture == "checkerboard":
-        return {
-            "type": "checkerboard",
-            "color0": _rgb(color),
-            "color1": _rgb(material.color2),
-            "to_uv": to_uv,
-        }
-    if material.texture == "bitmap":
-        return {"type": "bitmap", "bitmap": mi.Bitmap(material.bitmap), "raw": True, "to_uv": to_uv}
-    raise ValueError(f"Unknown texture kind. Received: texture={material.texture!r}")
-
-
-def material_to_bsdf(mi, material: scene_lib.Material) -> dict:
-    """Mitsuba BSDF dict, two-sided so thin parts shade sensibly from either side."""
-    if material.kind == "diffuse":
-        inner = {"type": "diffuse", "reflectance": _texture(mi, material, material.color)}
-    elif material.kind == "roughplastic":
-        inner = {
-            "type": "roughplastic",
-            "distribution": "ggx",
-            "alpha": material.roughness,
-            "diffuse_reflectance": _texture(mi, material, material.color),
-        }
-    elif material.kind == "roughconductor":
-        inner = {
-            "type": "roughconductor",
-            "distribution": "ggx",
-            "alpha": material.roughness,
-            "material": material.conductor,
-        }
-    else:
-        raise ValueError(f"Unknown material kind. Received: kind={material.kind!r}")
-    return {"type": "twosided", "bsdf": inner}
-
-
-def _sensor(mi, camera: scene_lib.Camera, height: int, width: int, sampler: dict) -> dict:
-    return {
-        "type": "perspective",
-        "fov": float(camera.fov_x),
-        "fov_axis": "x",
-        "near_clip": NEAR_CLIP,
-        "far_clip": FAR_CLIP,
-        "to_world": _transform(mi, scene_lib.camera_to_world(camera)),
-        "sampler": sampler,
-        "film": {
-            "type": "hdrfilm",
-            "width": width,
-            "height": height,
-            "rfilter": {"type": "box"},
-            "pixel_format": "rgb",
-            "sample_border": False,
-        },
-    }
-
-
-def scene_to_mitsuba_dict(
-    desc: scene_lib.SceneDescription, resolution, spp: int = DEFAULT_SPP
-) -> dict:
-    """Mitsuba scene dict: shapes keyed by primitive name, sensors ``rgb{v}`` / ``labels{v}``."""
-    import mitsuba as mi
-
-    height, width = _size(resolution)
-    out = {"type": "scene"}
-    for prim in desc.primitives:
-        if prim.kind not in scene_lib.PRIMITIVE_KINDS:
-            raise ValueError(f"Unknown primitive kind. Received: kind={prim.kind!r} ({prim.name})")
-        shape = {
-            "type": prim.kind,
-            "to_world": _transform(mi, prim.to_world),
-            "bsdf": material_to_bsdf(mi, prim.material),
-        }
-        if prim.emission is not None:
-            shape["emitter"] = {"type": "area", "radiance": _rgb(prim.emission)}
-        out[prim.name] = shape
-    for k, light in enumerate(desc.lights):
-        out[f"point_light{k}"] = {
-            "type": "point",
-            "position": list(light.position),
-            "intensity": _rgb(light.intensity),
-        }
-    for v, camera in enumerate(desc.cameras):
-        out[f"rgb{v}"] = _sensor(
-            mi, camera, height, width, {"type": "independent", "sample_count": int(spp)}
-        )
-        out[f"labels{v}"] = _sensor(
-            mi, camera, height, width, {"type": "stratified", "sample_count": 1, "jitter": False}
-        )
-    return out
-
-
-def shape_index_lut(mi, scene, desc: scene_lib.SceneDescription) -> dict[int, int]:
-    """``shape_index`` AOV value → instance id, for the active variant.
-
-    The AOV reports ``si.shape`` reinterpreted as an integer: in JIT variants that is the
-    shape's registry id (not stable across scene loads), in scalar variants it is the
-    1-based position in ``scene.shapes()``. Either way we map it back through the shape's
-    ``id()``, which is the primitive name we gave it.
-    """
-    import drjit as dr
-
-    shapes = list(scene.shapes())
-    if mi.variant().startswith("scalar"):
-        values = list(range(1, len(shapes) + 1))
-    else:
-        values = [int(v) for v in np.asarray(dr.reinterpret_array(mi.UInt32, mi.ShapePtr(shapes)))]
-    instance_of = {p.name: p.instance for p in desc.primitives}
-    lut = {}
-    for value, shape in zip(values, shapes):
-        if shape.id() not in instance_of:
-            raise ValueError(f"Rendered shape {shape.id()!r} is not in the scene description.")
-        lut[value] = instance_of[shape.id()]
-    return lut
 
 
 def render_seed(desc: scene_lib.SceneDescription, view: int) -> int:
@@ -204,10 +88,15 @@ def render_scene(
     max_depth: int = DEFAULT_MAX_DEPTH,
     variant: str = "auto",
     with_rgb: bool = True,
+    denoise: str = DEFAULT_DENOISE,
+    keep_noisy: bool = False,
 ) -> list[dict]:
     """Renders every view of ``desc``; returns one CONTRACTS.md sample dict per view.
 
     ``with_rgb=False`` skips path tracing (image is all zeros), for label-only tests.
+    ``denoise``: ``"off"`` or an OIDN quality (``fast`` / ``balanced`` / ``high``); without
+    pyoidn installed it falls back to the noisy image with one logged warning.
+    ``keep_noisy`` adds the undenoised image as ``"image_noisy"`` (for preview grids).
     If TensorFlow is already loaded in this process (see :func:`tensorflow_conflict`) the
     render runs in a helper process; results are identical either way.
     """
@@ -215,6 +104,8 @@ def render_scene(
         raise ValueError(f"spp must be >= 1. Received: spp={spp}")
     if int(max_depth) < 1:
         raise ValueError(f"max_depth must be >= 1. Received: max_depth={max_depth}")
+    if denoise not in DENOISE_CHOICES:
+        raise ValueError(f"denoise must be one of {DENOISE_CHOICES}. Received: denoise={denoise!r}")
     _size(resolution)
     args = (
         desc,
@@ -223,53 +114,147 @@ def render_scene(
         int(max_depth),
         variant_lib.resolve_variant(variant),
         with_rgb,
+        denoise,
+        keep_noisy,
     )
     if tensorflow_conflict():
         return _isolated_pool().apply(render_scene_in_process, args)
     return render_scene_in_process(*args)
 
 
-def render_scene_in_process(desc, resolution, spp, max_depth, variant, with_rgb) -> list[dict]:
-    """:func:`render_scene` in this process (only safe without TensorFlow loaded first)."""
-    variant_lib.set_variant(variant)
+class _Renderer:
+    """A template plus the integrators that render it (one per process and setting)."""
+
+    def __init__(self, capacity, num_point_lights, height, width, spp, max_depth, guides):
+        import mitsuba as mi
+
+        self.template = mitsuba_template.SceneTemplate(
+            capacity, num_point_lights, height, width, spp, NEAR_CLIP, FAR_CLIP
+        )
+        self.rgb = mi.load_dict({"type": "path", "max_depth": int(max_depth)})
+        self.labels = mi.load_dict({"type": "aov", "aovs": _LABEL_AOVS})
+        # A separate AOV pass through the rgb sensor: nesting the path tracer inside the
+        # aov integrator doubled the path tracer's cost.
+        self.guides = mi.load_dict({"type": "aov", "aovs": _GUIDE_AOVS}) if guides else None
+
+
+_RENDERERS: dict = {}
+
+
+def renderer_for(desc, height, width, spp, max_depth, guides) -> _Renderer:
+    """This process's renderer for the settings, grown (rebuilt) only if ``desc`` needs more
+    slots than any scene before it. Keeps one renderer per process (the latest settings)."""
     import mitsuba as mi
 
+    # The variant too: a process may switch variants between renders (tests do).
+    settings = (mi.variant(), height, width, spp, max_depth, guides)
+    renderer = _RENDERERS.get(settings)
+    if renderer is not None and renderer.template.fits(desc):
+        return renderer
+    capacity = mitsuba_template.default_capacity()
+    points = scene_lib.MAX_POINT_LIGHTS
+    if renderer is not None:
+        capacity, points = renderer.template.capacity, renderer.template.num_point_lights
+    for key, count in mitsuba_template.needed_capacity(desc).items():
+        capacity[key] = max(capacity.get(key, 0), count)
+    _RENDERERS.clear()
+    _RENDERERS[settings] = _Renderer(
+        capacity, max(points, len(desc.lights)), height, width, spp, max_depth, guides
+    )
+    return _RENDERERS[settings]
+
+
+def _render(template, sensor: str, integrator, spp: int, seed: int) -> np.ndarray:
+    import mitsuba as mi
+
+    return np.array(
+        mi.render(
+            template.scene,
+            sensor=template.sensors[sensor],
+            integrator=integrator,
+            spp=int(spp),
+            seed=seed,
+        )
+    )
+
+
+def _view_rgb(renderer, spp, seed, denoiser):
+    """(rgb, noisy) linear HDR [H, W, 3] of the current view; noisy is None undenoised."""
+    template = renderer.template
+    rgb = _render(template, "rgb", renderer.rgb, spp, seed)[..., :3]
+    if denoiser is None:
+        return rgb, None
+    # Same sensor, sampler and seed as the colour: the guides are averaged over the same
+    # jittered camera rays, so their edges match the colour's antialiased edges.
+    guides = _render(template, "rgb", renderer.guides, spp, seed)
+    return denoiser(rgb, guides[..., 0:3], guides[..., 3:6]), rgb
+
+
+def _prepare(desc, height, width, spp, max_depth, variant, with_rgb, denoise):
+    variant_lib.set_variant(variant)
+    import drjit as dr
+
+    denoiser = None
+    if with_rgb and denoise != "off":
+        denoiser = denoise_lib.make_denoiser(denoise, threads=dr.thread_count())
+    renderer = renderer_for(desc, height, width, spp, max_depth, guides=denoiser is not None)
+    renderer.template.apply(desc)
+    return renderer, denoiser
+
+
+def render_linear_rgb(
+    desc, resolution, spp, max_depth=DEFAULT_MAX_DEPTH, variant="auto", denoise="off"
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """``(rgb, noisy)`` linear radiance per view (noisy is None when not denoised), for
+    quality measurements (benchmarks/render_throughput.py). Same pixels as
+    :func:`render_scene` before tone mapping; must run without TensorFlow loaded."""
+    if tensorflow_conflict():
+        raise RuntimeError("render_linear_rgb must run in a process without TensorFlow.")
     height, width = _size(resolution)
-    # optimize=False: Mitsuba would otherwise merge meshes that share a BSDF into one
-    # anonymous shape, and the shape_index AOV could no longer tell instances apart.
-    scene = mi.load_dict(scene_to_mitsuba_dict(desc, (height, width), spp), optimize=False)
-    sensors = {s.id(): s for s in scene.sensors()}
-    path = mi.load_dict({"type": "path", "max_depth": int(max_depth)})
-    aov = mi.load_dict({"type": "aov", "aovs": _AOVS})
-    lut = shape_index_lut(mi, scene, desc)
+    variant = variant_lib.resolve_variant(variant)
+    renderer, denoiser = _prepare(desc, height, width, spp, max_depth, variant, True, denoise)
+    out = []
+    for v, camera in enumerate(desc.cameras):
+        renderer.template.set_camera(camera)
+        out.append(_view_rgb(renderer, spp, render_seed(desc, v), denoiser))
+    return out
+
+
+def render_scene_in_process(
+    desc, resolution, spp, max_depth, variant, with_rgb, denoise=DEFAULT_DENOISE, keep_noisy=False
+) -> list[dict]:
+    """:func:`render_scene` in this process (only safe without TensorFlow loaded first)."""
+    height, width = _size(resolution)
+    renderer, denoiser = _prepare(desc, height, width, spp, max_depth, variant, with_rgb, denoise)
+    template = renderer.template
+    lut = template.instance_lut()
     samples = []
     for v, camera in enumerate(desc.cameras):
+        template.set_camera(camera)
         seed = render_seed(desc, v)
-        labels = np.array(
-            mi.render(scene, sensor=sensors[f"labels{v}"], integrator=aov, spp=1, seed=seed)
-        )
+        labels = _render(template, "labels", renderer.labels, 1, seed)
         if with_rgb:
-            rgb = np.array(
-                mi.render(
-                    scene, sensor=sensors[f"rgb{v}"], integrator=path, spp=int(spp), seed=seed
-                )
-            )
+            rgb, noisy = _view_rgb(renderer, spp, seed, denoiser)
         else:
-            rgb = np.zeros((height, width, 3), np.float32)
+            rgb, noisy = np.zeros((height, width, 3), np.float32), None
         intrinsics = geometry.intrinsics_from_fov(width, height, camera.fov_x)
         scene_name = f"seed{desc.seed}-scene{desc.scene_id:07d}"
-        samples.append(
-            labels_lib.assemble_sample(
-                linear_rgb=rgb[..., :3],
-                depth_aov=labels[..., 0],
-                normal_aov=labels[..., 1:4],
-                shape_index_aov=labels[..., 4],
-                lut=lut,
-                world_to_camera=scene_lib.world_to_opencv_rotation(camera),
-                intrinsics=intrinsics,
-                near_clip=NEAR_CLIP,
-                scene_id=scene_name,
-                image_id=f"{scene_name}-view{v:02d}",
-            )
+        sample = labels_lib.assemble_sample(
+            linear_rgb=rgb,
+            depth_aov=labels[..., 0],
+            normal_aov=labels[..., 1:4],
+            shape_index_aov=labels[..., 4],
+            lut=lut,
+            world_to_camera=scene_lib.world_to_opencv_rotation(camera),
+            intrinsics=intrinsics,
+            near_clip=NEAR_CLIP,
+            scene_id=scene_name,
+            image_id=f"{scene_name}-view{v:02d}",
         )
+        if keep_noisy:
+            # The denoised image's exposure, so the two differ only by the noise.
+            sample["image_noisy"] = labels_lib.tonemap(
+                rgb if noisy is None else noisy, scale=labels_lib.exposure(rgb)
+            )
+        samples.append(sample)
     return samples

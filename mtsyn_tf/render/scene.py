@@ -27,6 +27,12 @@ MATERIAL_KINDS = ("diffuse", "roughconductor", "roughplastic")
 TEXTURE_KINDS = ("none", "checkerboard", "bitmap")
 CONDUCTORS = ("Al", "Cu", "Au", "Cr", "Ag")
 WORLD_UP = (0.0, 1.0, 0.0)
+# Upper bounds of the generator (make_scene draws 3..MAX_OBJECTS objects, 1..MAX_AREA_LIGHTS
+# ceiling panels, at most MAX_POINT_LIGHTS point lights); the renderer sizes its fixed
+# scene template from them (mitsuba_template.default_capacity).
+MAX_OBJECTS = 8
+MAX_AREA_LIGHTS = 2
+MAX_POINT_LIGHTS = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,15 +389,15 @@ def make_scene(scene_id: int, seed: int = 0, num_views: int = 1) -> SceneDescrip
     height = rng.uniform(2.4, 3.2)
     primitives = _room(rng, width, height, depth)
     objects, footprints = _place_objects(
-        rng, width, depth, int(rng.integers(3, 9)), len(primitives)
+        rng, width, depth, int(rng.integers(3, MAX_OBJECTS + 1)), len(primitives)
     )
     primitives += objects
-    num_area = int(rng.integers(1, 3))
+    num_area = int(rng.integers(1, MAX_AREA_LIGHTS + 1))
     primitives += _ceiling_lights(
         rng, width, height, depth, num_area, 1 + max(p.instance for p in primitives)
     )
     lights = []
-    if num_area < 3 and rng.random() < 0.5:
+    if rng.random() < 0.5:  # at most MAX_POINT_LIGHTS (one)
         pos = (
             rng.uniform(0.5, width - 0.5),
             height - rng.uniform(0.3, 0.6),

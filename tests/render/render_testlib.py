@@ -43,3 +43,65 @@ def assert_scenes_equal(a, b):
         np.testing.assert_array_equal(p.to_world, q.to_world)
         if p.material.bitmap is not None or q.material.bitmap is not None:
             np.testing.assert_array_equal(p.material.bitmap, q.material.bitmap)
+
+
+# === Helpers that run in a spawned process (DrJit must not load after TensorFlow) ===
+
+SAMPLE_ARRAYS = ("image", "depth", "normals", "instance", "contour", "valid", "intrinsics")
+
+
+def render_in_sequence(scene_ids, variant, size, spp, denoise, extra_capacity=0):
+    """Renders ``scene_ids`` one after another in this process; returns the samples and, per
+    scene, (JIT kernels launched, kernels compiled or loaded from DrJit's disk cache, i.e.
+    not found in this process's in-memory cache, id of the template used)."""
+    import drjit as dr
+
+    from mtsyn_tf.render import mitsuba_backend, mitsuba_template
+    from mtsyn_tf.render import variant as variant_lib
+
+    variant_lib.set_variant(variant)
+    mitsuba_backend._RENDERERS.clear()
+    if extra_capacity:
+        desc = scene_lib.make_scene(scene_ids[0])
+        grown = {k: v + extra_capacity for k, v in mitsuba_template.default_capacity().items()}
+        mitsuba_backend._RENDERERS[(variant, size, size, spp, 4, denoise != "off")] = (
+            mitsuba_backend._Renderer(grown, 2, size, size, spp, 4, denoise != "off")
+        )
+        assert mitsuba_backend.renderer_for(desc, size, size, spp, 4, denoise != "off")
+    samples, stats = [], []
+    dr.set_flag(dr.JitFlag.KernelHistory, True)
+    for scene_id in scene_ids:
+        desc = scene_lib.make_scene(scene_id)
+        # Writing parameters runs a few tiny kernels whose code depends on e.g. a texture's
+        # resolution (a handful of ~1 ms compilations until the sizes repeat); the counts
+        # below cover what follows: the render kernels and a repeated upload.
+        mitsuba_backend._prepare(desc, size, size, spp, 4, variant, True, denoise)
+        dr.kernel_history()  # clears it
+        (sample,) = mitsuba_backend.render_scene_in_process(
+            desc, size, spp, 4, variant, True, denoise
+        )
+        jit = [k for k in dr.kernel_history() if k["type"] == dr.KernelType.JIT]
+        template = next(iter(mitsuba_backend._RENDERERS.values())).template
+        new = sum((not k["cache_hit"]) or k["cache_disk"] for k in jit)
+        stats.append((len(jit), new, id(template)))
+        samples.append(sample)
+    return samples, stats
+
+
+def denoise_psnr(scene_id, variant, size, spp, reference_spp, quality):
+    """(PSNR noisy, PSNR denoised) in dB of one view against a many-sample render."""
+    from mtsyn_tf.render import labels, mitsuba_backend
+
+    desc = scene_lib.make_scene(scene_id)
+    ((ref, _),) = mitsuba_backend.render_linear_rgb(desc, size, reference_spp, 4, variant)
+    ((denoised, noisy),) = mitsuba_backend.render_linear_rgb(
+        desc, size, spp, 4, variant, denoise=quality
+    )
+    scale = labels.exposure(ref)
+    ref8 = labels.tonemap(ref, scale=scale).astype(np.float64)
+
+    def psnr(x):
+        mse = np.mean((labels.tonemap(x, scale=scale) - ref8) ** 2)
+        return 10 * np.log10(255.0**2 / mse)
+
+    return psnr(noisy), psnr(denoised)
