@@ -43,12 +43,35 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LOSS_KEYS = ("loss_bh", "loss_d", "loss_adv", "loss_contour", "loss_depth", "loss_normals")
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("mirrored") / "runs.npz")
+def _has_gpu() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        "cpu",
+        pytest.param(
+            "gpu",
+            marks=pytest.mark.skipif(
+                "not _has_gpu()",
+                reason="no GPU: MirroredStrategy over GPUs (one GPU split in two logical "
+                "GPUs, TF32 off) runs only where a GPU is visible",
+            ),
+        ),
+    ],
+)
+def runs(request, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp(f"mirrored_{request.param}") / "runs.npz")
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(
-        [sys.executable, HELPER, out], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, HELPER, out, request.param],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return dict(np.load(out))
