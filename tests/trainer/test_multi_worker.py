@@ -19,8 +19,10 @@ differ by the same amounts (56 % / 32 %: the gap issue 11 reported on an AVX2 ma
 this, not a synchronisation error). At 1e-3 rounding is not amplified: after 4 steps every
 variable of two workers, and of one process with oneDNN on vs off, is within 25 % of its
 epoch-2 update (the single run's ckpt-2 - ckpt-1) plus one float32 ulp of its largest
-element. Bound: 50 % of the update + 4 ulp. The epoch means of the losses agree to 1e-5
-(epoch 1) and 7e-5 (epoch 2) of max(|loss|, 1) (1: loss_normals is a mean of cosines in
+element (the same 25 % for two workers under oneDNN 0 / 1 / 1 thread as for one process
+with oneDNN on vs off). Bound: 50 % of the update + 4 ulp. The epoch means of the losses
+agree to 9e-6 (epoch 1) and 1.2e-4 (epoch 2; one process, oneDNN on vs off) of
+max(|loss|, 1) (1: loss_normals is a mean of cosines in
 [-1, 1] whose terms cancel); bounds 1e-4 and 5e-4. A real error is far outside: BatchNorm
 statistics over one worker's half batch, or a worker fed the other's rows (see the
 mutations in the issue 11 report). The workers' weights are bit-identical (an all-reduce
