@@ -14,11 +14,12 @@ Losses. Each is a batch mean of per-example means, and a float32 forward pass th
 to ~1e-6 of the *size of their terms*, not of their value: loss_normals is a mean of
 cosines in [-1, 1] that nearly cancel on random targets (value -4.5e-4, terms ~0.5), so a
 tolerance relative to its value fails on arithmetic alone (issue 11: 1.3e-5 relative,
-|Δ| = 5.7e-9, on an AVX2 machine). The bound is 1e-5 x scale, with scale = 1 for
+|Δ| = 5.7e-9, on an AVX2 machine). The bound is 5e-5 x scale, with scale = 1 for
 loss_normals, |λ·loss| summed over the parts (normals counted as λs·1) for loss_bh, and
 the value itself for the losses whose terms are non-negative (cross-entropies; depth's
-mean(d²) - mean(d)²/2 >= mean(d²)/2). Measured here (AVX-512, oneDNN on and off):
-|Δ| <= 3e-8 x scale. Unsynced BatchNorm moves loss_d by 3e-3 relative.
+mean(d²) - mean(d)²/2 >= mean(d²)/2). Measured on an AVX-512 machine: oneDNN off
+(TF_ENABLE_ONEDNN_OPTS=0, the AVX2 default) |Δ| <= 1.9e-7 x scale; oneDNN on restricted
+to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2) <= 1.9e-6 x scale (loss_d). Unsynced BatchNorm moves loss_d by 3e-3 relative.
 
 Updates. Measured on this setup: each weight's update
 agrees to within ~5% of that variable's largest update, the same spread as a single
@@ -101,7 +102,7 @@ def test_losses_match_single_device(runs, key):
     print(
         f"{key}: |Δ| = {abs(mirrored - single):.3g} = {abs(mirrored - single) / scale:.3g} x scale"
     )
-    assert abs(mirrored - single) <= 1e-5 * scale, (key, mirrored, single, scale)
+    assert abs(mirrored - single) <= 5e-5 * scale, (key, mirrored, single, scale)
 
 
 def test_both_runs_start_from_the_same_weights(runs):
