@@ -19,14 +19,15 @@ loss_normals, |λ·loss| summed over the parts (normals counted as λs·1) for l
 the value itself for the losses whose terms are non-negative (cross-entropies; depth's
 mean(d²) - mean(d)²/2 >= mean(d²)/2). Measured on an AVX-512 machine: oneDNN off
 (TF_ENABLE_ONEDNN_OPTS=0, the AVX2 default) |Δ| <= 1.9e-7 x scale; oneDNN on restricted
-to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2) <= 1.9e-6 x scale (loss_d). Unsynced BatchNorm moves loss_d by 3e-3 relative.
+to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2) <= 1.9e-6 x scale (loss_d). Unsynced BatchNorm moves
+loss_d by 3e-3 relative.
 
 Updates. Measured on this setup: each weight's update
 agrees to within ~5% of that variable's largest update, the same spread as a single
 device given the same batch in another order (up to 5.4%): random task targets and
 indistinguishable domains make many gradients sums of nearly cancelling terms. Without
 BatchNorm synchronisation the updates differ by more than 100% of the largest update
-and loss_d by 3e-3 relative, so the bounds below (1e-5 relative on losses, 15% of the
+and loss_d by 3e-3 relative, so the bounds (5e-5 of the terms' size on losses, 15% of the
 largest update) separate a correct step from a wrong one.
 """
 
