@@ -37,6 +37,6 @@ setup(
         "beam": ["apache-beam[tfrecord]>=2.55", "google-crc32c>=1.5"],
         "onnx": ["tf2onnx>=1.16", "onnx>=1.15", "onnxruntime>=1.17"],
         "serving": ["tensorflow-serving-api>=2.18"],
-        "dev": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "pytest-timeout>=2.2", "ruff>=0.6"],
     },
 )

@@ -1,4 +1,8 @@
-"""Suite-wide fixtures: a tiny synthetic dataset on disk in the project's shard format."""
+"""Suite-wide fixtures: a tiny synthetic dataset on disk in the project's shard format.
+
+Also keeps the whole suite off the network: tfds' cloud bucket (``gs://tfds-data``) is
+switched off before any test runs (see ``_no_tfds_bucket``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,37 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mtsyn_tf import geometry  # noqa: E402
+
+
+class NetworkAccessInTests(AssertionError):
+    """A test tried to reach tfds' cloud bucket; tests must run offline."""
+
+
+def _no_tfds_bucket() -> None:
+    """Switches off every tfds lookup of ``gs://tfds-data`` for the whole suite.
+
+    tfds looks there for pre-computed ``dataset_info`` (``DatasetInfo.initialize_from_bucket``,
+    on every builder construction without a prepared copy) and for prepared datasets
+    (``DownloadConfig.try_download_gcs``, default True). Without network either is a stall
+    until a timeout, not a test. ``gcs_utils._is_gcs_disabled`` gates both (its default
+    differs between tfds releases, so it is set here), ``initialize_from_bucket`` becomes a
+    no-op, and the one primitive that touches the bucket (``gcs_utils.exists``) raises, so
+    a future tfds path that bypasses the flag fails loudly instead of waiting.
+    ``tests/test_no_network.py`` checks that a builder never reaches any of them.
+    """
+    from tensorflow_datasets.core import dataset_info
+    from tensorflow_datasets.core.utils import gcs_utils
+
+    def refuse(path, *args, **kwargs):
+        raise NetworkAccessInTests(f"A test tried to reach tfds' bucket: {path}")
+
+    gcs_utils._is_gcs_disabled = True
+    gcs_utils.exists = refuse
+    gcs_utils.download_gcs_folder = refuse
+    dataset_info.DatasetInfo.initialize_from_bucket = lambda self: None
+
+
+_no_tfds_bucket()
 
 
 def make_room_sample(index: int, size: int = 48) -> dict:

@@ -477,6 +477,8 @@ def _train(cfg: RunConfig, preset: dict, extra_callbacks) -> dict:
         )
 
     callbacks.extend(extra_callbacks)
+    counter = _StepCounter()
+    callbacks.append(counter)
     start = time.time()
     if initial_epoch < cfg.epochs:
         trainer.fit(
@@ -493,7 +495,15 @@ def _train(cfg: RunConfig, preset: dict, extra_callbacks) -> dict:
         )
     train_seconds = time.time() - start
 
-    results = {"train_seconds": train_seconds, "epochs": cfg.epochs, "steps": total_steps}
+    results = {
+        "train_seconds": train_seconds,
+        "epochs": cfg.epochs,
+        "steps": total_steps,
+        # What this process did: a resumed run starts at the checkpoint's epoch and runs
+        # only the remaining steps (the resume tests check both).
+        "initial_epoch": initial_epoch,
+        "steps_run": counter.steps,
+    }
     if eval_ds is not None:
         results["eval"] = {
             k: float(v) for k, v in trainer.evaluate(eval_ds, verbose=0, return_dict=True).items()
@@ -517,6 +527,17 @@ def _name_corrupt_shard(cfg: RunConfig, err: tf.errors.DataLossError) -> None:
         f"Corrupt training data ({first[0] if first else 'DataLossError'}), but every shard "
         f"of {dirs} reads back cleanly now. Received: {dirs}"
     ) from err
+
+
+class _StepCounter(keras.callbacks.Callback):
+    """Counts the training steps this process ran (``results["steps_run"]``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
 
 
 def _eval_dataset(cfg: RunConfig, image_size: int):

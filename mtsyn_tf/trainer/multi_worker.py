@@ -372,9 +372,10 @@ def train_multi_worker(
 ) -> dict:
     """Runs (or resumes) ``cfg`` on the cluster ``tf_config`` (None: this process alone).
 
-    Returns {"train_seconds", "epochs", "steps", "final_logs", "is_chief"} and, on the
-    chief, "base_saved_model". Raises ``PeerUnavailableError`` when a peer cannot be
-    reached or dies; re-running the same command on every worker resumes.
+    Returns {"train_seconds", "epochs", "steps", "initial_epoch", "steps_run",
+    "final_logs", "is_chief"} and, on the chief, "base_saved_model". Raises
+    ``PeerUnavailableError`` when a peer cannot be reached or dies; re-running the same
+    command on every worker resumes.
     """
     preset = _check_run_inputs(cfg)
     if cfg.jit_compile and tf_config is not None:
@@ -437,7 +438,7 @@ def _run(cfg, preset, strategy, tf_config, chief) -> dict:
         if profile_steps and chief
         else None
     )
-    start, logs = time.time(), {}
+    start, logs, steps_run = time.time(), {}, 0
     try:
         for epoch in range(initial_epoch, cfg.epochs):
             trainer.reset_metrics()
@@ -446,6 +447,7 @@ def _run(cfg, preset, strategy, tf_config, chief) -> dict:
                 if profiler:
                     profiler.before_step(global_step)
                 logs = {k: float(v) for k, v in step_fn(iterator).items()}
+                steps_run += 1
                 if profiler:
                     profiler.after_step(global_step)
                 if cfg.nonfinite_policy == "stop":
@@ -474,6 +476,9 @@ def _run(cfg, preset, strategy, tf_config, chief) -> dict:
         "train_seconds": time.time() - start,
         "epochs": cfg.epochs,
         "steps": total_steps,
+        # What this process did: a resumed run starts at the checkpoint's epoch.
+        "initial_epoch": initial_epoch,
+        "steps_run": steps_run,
         "final_logs": logs,
         "is_chief": chief,
         # Workers must agree bit for bit after an all-reduced update; compare this.

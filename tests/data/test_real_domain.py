@@ -6,14 +6,38 @@ import pytest
 
 from mtsyn_tf.data import real_domain, shards
 
+# One flat RGB colour per photo: any crop, resize or flip of photo i is exactly colour i,
+# so the stream's images identify their source photo and channel order. Values chosen
+# to survive JPEG's chroma subsampling of a flat image to within 2 levels.
+PHOTO_COLOURS = {
+    "a.png": (200, 40, 10),
+    "sub/b.JPG": (20, 180, 60),
+    "sub/deeper/c.jpeg": (30, 70, 220),
+}
+
 
 def _write_photos(folder):
     os.makedirs(os.path.join(folder, "sub", "deeper"))
-    rng = np.random.default_rng(0)
-    for i, rel in enumerate(["a.png", "sub/b.JPG", "sub/deeper/c.jpeg"]):
-        image = rng.integers(0, 256, (20 + 4 * i, 30, 3), dtype=np.uint8)
+    for i, (rel, rgb) in enumerate(PHOTO_COLOURS.items()):
+        image = np.empty((20 + 4 * i, 30, 3), np.uint8)
+        image[:] = rgb[::-1]  # cv2 writes BGR
         assert cv2.imwrite(os.path.join(folder, rel), image)
     open(os.path.join(folder, "notes.txt"), "w").write("ignored")
+
+
+def _assert_flat_photo_colours(images):
+    """Every image is one photo's flat colour (RGB order, scaled to [0, 1]) and every
+    photo appears. JPEG decoders differ by a level or two on flat colour: atol 3/255."""
+    colours = np.array(list(PHOTO_COLOURS.values())) / 255.0
+    seen = set()
+    for image in images:
+        assert image.shape == (8, 8, 3) and image.dtype == np.float32
+        mean = image.reshape(-1, 3).mean(axis=0)
+        np.testing.assert_allclose(image, np.broadcast_to(mean, image.shape), atol=1e-6)
+        distance = np.abs(colours - mean).max(axis=1)
+        assert distance.min() <= 3 / 255, (mean * 255, colours * 255)
+        seen.add(int(distance.argmin()))
+    assert seen == {0, 1, 2}
 
 
 def _take(ds, n):
@@ -49,15 +73,17 @@ def test_folder_source_and_shards(tmp_path):
         "sub/b.JPG",
         "sub/deeper/c.jpeg",
     ]
-    images = _take(real_domain.make_real_dataset(folder, image_size=8, seed=1), 4)
-    assert all(i.shape == (8, 8, 3) for i in images)
+    _assert_flat_photo_colours(
+        _take(real_domain.make_real_dataset(folder, image_size=8, seed=1, jitter=False), 12)
+    )
     out = str(tmp_path / "shards")
     written = real_domain.write_real_shards(folder, out, "train", 2, image_format="jpeg")
     assert len(written["shards"]) == 2 and shards.verify_shards(out, "train") == 3
     assert os.path.isfile(written["sample_grid"])
     assert shards.read_manifest(out)["source"] == "real_folder"
-    images = _take(real_domain.make_real_dataset(out, image_size=8, seed=1, jitter=False), 4)
-    assert all(i.shape == (8, 8, 3) for i in images)
+    _assert_flat_photo_colours(
+        _take(real_domain.make_real_dataset(out, image_size=8, seed=1, jitter=False), 12)
+    )
 
 
 def test_folder_errors(tmp_path):

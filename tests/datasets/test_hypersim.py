@@ -13,6 +13,10 @@ from mtsyn_tf import geometry
 HEIGHT, WIDTH = 12, 16
 # A tilted plane n.X = -2 in the OpenCV camera frame (n faces the camera).
 NORMAL_CV = np.array([0.3, -0.2, -1.0]) / np.linalg.norm([0.3, -0.2, -1.0])
+# The same normal as Hypersim stores it, written out from Hypersim's documented camera
+# frame (x right, y up, z backwards: y and z flip), not with the converter's matrix, so a
+# wrong conversion matrix cannot cancel against the fixture.
+NORMAL_HYPERSIM = np.array([0.3, 0.2, 1.0]) / np.linalg.norm([0.3, 0.2, 1.0])
 
 
 def _plane():
@@ -32,7 +36,7 @@ def write_fixture(root, frames=(0, 1), split_csv=False):
     z, distance = _plane()
     distance = distance.astype(np.float16)
     distance[:2, :3] = np.nan  # no geometry (window / sky)
-    normal = np.broadcast_to(convert.HYPERSIM_TO_OPENCV @ NORMAL_CV, (HEIGHT, WIDTH, 3)).copy()
+    normal = np.broadcast_to(NORMAL_HYPERSIM, (HEIGHT, WIDTH, 3)).copy()
     normal[:2, :3] = np.nan
     instance = np.full((HEIGHT, WIDTH), -1, np.int16)
     instance[:, WIDTH // 2 :] = 4
@@ -83,6 +87,69 @@ def test_converted_plane(tmp_path):
     from mtsyn_tf.data import schema
 
     schema.validate_synthetic(sample)
+
+
+def _plane_normal_from_depth(depth, valid, fx, fy, cx, cy):
+    """The unit normal of the plane through the back-projected depth pixels, toward the
+    camera: a least-squares fit (SVD), written here from the pinhole model alone."""
+    v, u = np.nonzero(valid)
+    z = depth[v, u].astype(np.float64)
+    points = np.stack([(u + 0.5 - cx) / fx * z, (v + 0.5 - cy) / fy * z, z], axis=-1)
+    centred = points - points.mean(axis=0)
+    normal = np.linalg.svd(centred)[2][-1]
+    return -normal if normal @ points.mean(axis=0) > 0 else normal
+
+
+def test_normals_agree_with_the_geometry_of_the_depth(tmp_path):
+    """An independent frame check: the converted normals are those of the plane that the
+    converted depth describes (a wrong axis flip in the normal conversion fails it)."""
+    write_fixture(str(tmp_path), frames=(0,))
+    sample = convert.load_sample(convert.find_frames(str(tmp_path))[0])
+    valid = sample["valid"]
+    fitted = _plane_normal_from_depth(sample["depth"], valid, *sample["intrinsics"])
+    # The depth comes from float16 ray distances (relative error <= 2^-11 ~ 4.9e-4) over a
+    # plane 1.4-3 m away spanning ~2 m: the fitted normal is good to ~1e-3 rad; the stored
+    # float16 normals to ~1e-3 per component. 5e-3 leaves room for both; a flipped axis
+    # moves a component by >= 0.38 (2 x 0.19, the smallest component).
+    np.testing.assert_allclose(fitted, NORMAL_CV, atol=5e-3)
+    np.testing.assert_allclose(
+        sample["normals"][valid], np.broadcast_to(fitted, (valid.sum(), 3)), atol=5e-3
+    )
+
+
+def test_tone_mapping_of_a_non_uniform_frame():
+    """Hypersim's tone mapping (scene_generate_images_tonemap.py): scale the linear colour
+    so that the 90th percentile of brightness 0.3 R + 0.59 G + 0.11 B maps to 0.8 after the
+    gamma 1/2.2, i.e. out = 0.8 * (c / p90) ** (1 / 2.2), clipped to [0, 1], times 255.
+
+    The frame is built so that p90 is known without computing a percentile: 192 pixels,
+    150 grey at 0.5, 30 at 2.0 and 12 at 8.0 (sorted positions 171 and 172, between which
+    numpy's linear 90th percentile of 192 values lies, are both 2.0); one of the 0.5 pixels
+    is pure red (brightness 0.3) to check the channel weights and per-channel scaling.
+    """
+    levels = np.array([0.5] * 150 + [2.0] * 30 + [8.0] * 12)
+    color = np.repeat(levels[:, None], 3, axis=1).reshape(HEIGHT, WIDTH, 3)
+    color[0, 0] = (1.0, 0.0, 0.0)
+
+    def expected(c, p90):
+        return np.round(np.clip(0.8 * (c / p90) ** (1 / 2.2), 0.0, 1.0) * 255.0)
+
+    image = convert.tonemap(color.astype(np.float16))
+    assert image.dtype == np.uint8
+    np.testing.assert_array_equal(image, expected(color, 2.0).astype(np.uint8))
+    # Spot values: 0.5 -> 0.8 * 0.25**0.4545 = 0.426 -> 109; 2.0 -> 204; 8.0 clips to 255;
+    # pure red 1.0 -> 0.8 * 0.5**0.4545 = 0.584 -> 149 in R, 0 in G and B.
+    assert image[0, 1, 0] == 109 and image[-1, -1, 0] == 255
+    assert (image[levels.reshape(HEIGHT, WIDTH) == 2.0] == 204).all()
+    assert tuple(image[0, 0]) == (149, 0, 0)
+    # A mask (render_entity_id != -1) restricts the percentile to its pixels: with the
+    # 8.0 pixels and half the 2.0 ones masked out, 165 remain (150 at <= 0.5, 15 at 2.0);
+    # the percentile's position 0.9 x 164 = 147.6 falls among the 0.5s, so p90 = 0.5.
+    mask = levels.reshape(HEIGHT, WIDTH) < 8.0
+    mask.reshape(-1)[150:165] = False
+    np.testing.assert_array_equal(
+        convert.tonemap(color.astype(np.float16), mask), expected(color, 0.5).astype(np.uint8)
+    )
 
 
 def test_split_csv(tmp_path):

@@ -9,6 +9,7 @@ from mtsyn_tf.evaluation.voc_classification import (
     load_voc,
     voc07_svm,
 )
+from mtsyn_tf.metrics import voc_mean_average_precision
 from mtsyn_tf.models import build_multitask_model
 from tests.evaluation.tfds_fixtures import TinyVoc
 
@@ -53,11 +54,51 @@ def test_svm_on_frozen_features_beats_chance(voc_builder):
     assert pooled["convention"] == "voc10_area" and pooled["map"] > 0.6
 
 
-def test_finetune_runs_and_reports_the_convention(voc_builder):
+def _voc07_11point_ap(scores, positive, ignore):
+    """The VOC2007 devkit's AP (VOCevalcls.m), written out independently: rank the
+    non-difficult images by score; AP = mean over recall t in {0, 0.1, .., 1} of the best
+    precision at recall >= t (0 where none)."""
+    keep = ~ignore
+    order = np.argsort(-scores[keep], kind="stable")
+    hits = positive[keep][order]
+    tp, fp = np.cumsum(hits), np.cumsum(~hits)
+    recall, precision = tp / hits.sum(), tp / (tp + fp)
+    return np.mean(
+        [
+            precision[recall >= t].max() if (recall >= t).any() else 0.0
+            for t in np.linspace(0, 1, 11)
+        ]
+    )
+
+
+def test_finetune_reports_the_devkit_map_of_its_test_scores(voc_builder, monkeypatch):
+    """The reported mAP is the 11-point VOC07 AP of the fine-tuned net's test scores, with
+    "difficult" labels (0) left out, averaged over the 20 classes."""
+    import mtsyn_tf.evaluation.voc_classification as voc
+
+    seen = {}
+
+    def spy(scores, labels, difficult, convention):
+        seen.update(scores=np.asarray(scores), labels=labels, difficult=difficult)
+        return voc_mean_average_precision(scores, labels, difficult, convention=convention)
+
+    monkeypatch.setattr(voc, "voc_mean_average_precision", spy)
     model = build_multitask_model("small")
     result = finetune_voc07(model, builder=voc_builder, steps=3, batch_size=4, test_crops="center")
     assert result["num_train"] == 40 and result["num_test"] == 20
-    assert 0.0 <= result["map"] <= 1.0 and result["convention"] == "voc07_11point"
+    assert result["convention"] == "voc07_11point"
+    _, test_labels = load_voc("voc/2007", "test", None, builder=voc_builder)
+    np.testing.assert_array_equal(seen["labels"], test_labels > 0)
+    np.testing.assert_array_equal(seen["difficult"], test_labels == 0)
+    scores = seen["scores"]
+    assert scores.shape == (20, 20) and np.all((scores > 0) & (scores < 1))  # sigmoids
+    assert np.unique(scores).size > 20  # per image and class, not one constant
+    expected = [
+        _voc07_11point_ap(scores[:, c], test_labels[:, c] > 0, test_labels[:, c] == 0)
+        for c in range(20)
+    ]
+    np.testing.assert_allclose(result["per_class_ap"], expected, rtol=1e-12)
+    assert result["map"] == pytest.approx(np.mean(expected), rel=1e-12)
 
 
 def test_unprepared_voc_names_the_command(tmp_path):

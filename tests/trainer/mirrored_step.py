@@ -1,7 +1,7 @@
 """One trainer step on a global batch of 4: single device vs MirroredStrategy on 2 CPUs.
 
-Run as a script (``python mirrored_step.py OUT.npz``) by ``test_mirrored.py``: the two
-logical CPU devices must be configured before TensorFlow initialises its devices, which
+Run as a script (``python mirrored_step.py OUT.npz [cpu|gpu]``) by ``test_mirrored.py``:
+the two logical devices must be configured before TensorFlow initialises its devices, which
 cannot happen inside a pytest process that already ran other TF tests.
 
 Both runs start from the same weights and see the same global batch. Grayscale is off
@@ -15,10 +15,25 @@ import sys
 
 import tensorflow as tf
 
-tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0],
-    [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
-)
+# "cpu" (default): two logical CPUs. "gpu": two GPUs; a single GPU is split into two
+# logical GPUs (then all-reduced through one device: NCCL needs distinct physical GPUs).
+DEVICE = sys.argv[2] if len(sys.argv) > 2 else "cpu"
+if DEVICE == "cpu":
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0],
+        [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
+    )
+else:
+    GPUS = tf.config.list_physical_devices("GPU")
+    if not GPUS:
+        sys.exit("mirrored_step.py gpu: no GPU visible")
+    if len(GPUS) == 1:
+        tf.config.set_logical_device_configuration(
+            GPUS[0], [tf.config.LogicalDeviceConfiguration(memory_limit=8192)] * 2
+        )
+    # float32 means float32: no TensorFloat-32 (10-bit mantissa) convolutions on Ampere+,
+    # which would move the losses by ~1e-3 relative and hide what the test compares.
+    tf.config.experimental.enable_tensor_float_32_execution(False)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -85,7 +100,14 @@ def run(strategy, initial=None):
 def main(out_path):
     keras.utils.set_random_seed(0)
     single, initial, single_history = run(tf.distribute.get_strategy())
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    if DEVICE == "cpu":
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    else:
+        one_physical = len(tf.config.list_physical_devices("GPU")) == 1
+        strategy = tf.distribute.MirroredStrategy(
+            ["/gpu:0", "/gpu:1"],
+            cross_device_ops=tf.distribute.ReductionToOneDevice() if one_physical else None,
+        )
     mirrored, mirrored_start, mirrored_history = run(strategy, initial)
     arrays = {"replicas": np.array(strategy.num_replicas_in_sync)}
     arrays["names"] = np.array([v.path for v in watched(single)])

@@ -72,12 +72,17 @@ def test_run_writes_every_artifact(tiny_synthetic_dir, tmp_path):
 
 
 def test_resume_replays_the_uninterrupted_run(tiny_synthetic_dir, tmp_path):
-    train(_config(tiny_synthetic_dir, tmp_path / "straight"))
+    straight_run = train(_config(tiny_synthetic_dir, tmp_path / "straight"))
+    assert (straight_run["initial_epoch"], straight_run["steps_run"]) == (0, 4)
     # Same command, interrupted after epoch 1, then run again: it resumes from epoch 1.
     cfg = _config(tiny_synthetic_dir, tmp_path / "resumed")
-    train(cfg, extra_callbacks=[_StopAfterFirstEpoch()])
+    first = train(cfg, extra_callbacks=[_StopAfterFirstEpoch()])
+    assert (first["initial_epoch"], first["steps_run"]) == (0, 2)
     assert sorted(_history(tmp_path / "resumed")) == [0]
-    train(cfg)
+    second = train(cfg)
+    # The second process starts at the checkpoint's epoch and runs only epoch 2's steps
+    # (a run that retrained from scratch would log the same rows and reach step 4 too).
+    assert (second["initial_epoch"], second["steps_run"]) == (1, 2)
     straight, resumed = _history(tmp_path / "straight"), _history(tmp_path / "resumed")
     assert sorted(resumed) == [0, 1]
     for key, value in straight[1].items():
@@ -136,18 +141,44 @@ def test_checkpoint_of_another_preset_is_refused(tiny_synthetic_dir, tmp_path):
         )
 
 
+class _PoisonAfterFirstEpoch(keras.callbacks.Callback):
+    """After epoch 1's checkpoint (run callbacks come first), makes a weight NaN."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            kernel = self.model.model.trainable_variables[0]
+            self.saved = [v.numpy().copy() for v in self.model.model.weights]
+            kernel.assign(kernel * float("nan"))
+
+
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_synthetic_dir, tmp_path):
     from mtsyn_tf.trainer.callbacks import NonFiniteLossError
 
-    cfg = _config(
-        tiny_synthetic_dir, tmp_path / "run", epochs=2, steps_per_epoch=2, learning_rate=1e30
-    )
-    with pytest.raises(NonFiniteLossError, match=r"Non-finite loss_\w+=.* at step \d+"):
-        train(cfg)
+    cfg = _config(tiny_synthetic_dir, tmp_path / "run", epochs=2, steps_per_epoch=2)
+    poison = _PoisonAfterFirstEpoch()
+    with pytest.raises(NonFiniteLossError, match=r"Non-finite loss_\w+=.* at step 3"):
+        train(cfg, extra_callbacks=[poison])
+    # Epoch 2 went non-finite at its first step: no checkpoint of it; epoch 1's is the
+    # newest and holds the finite weights the model had before the poisoning.
     ckpt = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
-    if ckpt is not None:  # any checkpoint on disk must hold finite weights
-        reader = tf.train.load_checkpoint(ckpt)
-        for key in reader.get_variable_to_shape_map():
-            value = reader.get_tensor(key)
-            if key.startswith("model/") and np.issubdtype(np.asarray(value).dtype, np.floating):
-                assert np.all(np.isfinite(value)), key
+    assert ckpt is not None and ckpt.endswith("ckpt-1"), ckpt
+    reader = tf.train.load_checkpoint(ckpt)
+    finite_keys = 0
+    for key in reader.get_variable_to_shape_map():
+        value = reader.get_tensor(key)
+        if key.startswith(("model/", "task_optimizer/_trainable")) and np.issubdtype(
+            np.asarray(value).dtype, np.floating
+        ):
+            assert np.all(np.isfinite(value)), key
+            finite_keys += 1
+    assert finite_keys > 0
+    # Resuming restores exactly the weights of epoch 1's end.
+    from mtsyn_tf.models import get_preset
+    from mtsyn_tf.trainer.checkpointing import RunCheckpointer
+    from mtsyn_tf.trainer.loop import build_trainer
+
+    trainer = build_trainer(cfg, get_preset("small"), tf.distribute.get_strategy(), 4)
+    assert RunCheckpointer(trainer, str(tmp_path / "run" / "checkpoints")).restore_latest() == 1
+    assert len(trainer.model.weights) == len(poison.saved)
+    for v, saved in zip(trainer.model.weights, poison.saved):
+        np.testing.assert_array_equal(v.numpy(), saved, err_msg=v.path)

@@ -2,18 +2,31 @@
 
 The two-worker test starts ``scripts/train_multi_worker.py`` twice on free loopback
 ports (one CPU device each, per-worker batch 1) and once alone with batch 2: the same
-global batches (rows split between workers), plain SGD (Adam amplifies rounding, see
-test_mirrored.py), grayscale off (its channel draw is per replica) and a history pool
-that is still filling after 4 steps (it is per replica: 4 + 4 slots vs 8). With synced
-BatchNorm the runs then compute the same steps up to float32 summation order. Measured
-on this machine: epoch 1's losses (steps 1-2) agree to 5e-5 relative; epoch 2's (steps
-3-4) to 5e-3, and the final weights to 2 % of each variable's magnitude (BatchNorm
-moving statistics; trainable weights closer): the adversarial game amplifies rounding
-differences step by step (test_mirrored.py measured a 5 % spread of single updates
-from summation order alone). Bounds: 2e-4 / 2e-2 relative on the two epochs' losses,
-5 % on weights. Unsynced BatchNorm moves a first step's loss_d by 3e-3 relative
-(measured in test_mirrored.py), and a wrong row split feeds other images altogether. The workers' weights are
-bit-identical (an all-reduce gives every worker the same sum).
+global batches (rows split between workers), plain SGD (Adam's first step divides by
+|g| and amplifies rounding), grayscale off (its channel draw is per replica) and a
+history pool that is still filling after 4 steps (it is per replica). With synced
+BatchNorm (Keras' ``synchronized=True``: global-batch sum, sum of squares and count
+all-reduced, so every replica normalises with the global batch's statistics, as one
+process does) the runs compute the same steps up to float32 rounding: summation order,
+and the variance as E[x²] - E[x]² instead of tf.nn.moments' two-pass formula.
+
+Tolerances, measured on an AVX-512 machine with TF_ENABLE_ONEDNN_OPTS=0 and =1
+(ONEDNN_MAX_CPU_ISA=AVX2) and 1 or 2 intra-op threads. The learning rate is 1e-3: at 1e-2
+this small adversarial game is chaotic, and *one process* run once with oneDNN on and
+once off (or 1 vs 2 threads) ends 4 steps apart by 43 % of an epoch's update in the
+trainable weights and 23 % in the BatchNorm moving variances; two workers vs one process
+differ by the same amounts (56 % / 32 %: the gap issue 11 reported on an AVX2 machine is
+this, not a synchronisation error). At 1e-3 rounding is not amplified: after 4 steps every
+variable of two workers, and of one process with oneDNN on vs off, is within 25 % of its
+epoch-2 update (the single run's ckpt-2 - ckpt-1) plus one float32 ulp of its largest
+element (the same 25 % for two workers under oneDNN 0 / 1 / 1 thread as for one process
+with oneDNN on vs off). Bound: 50 % of the update + 4 ulp. The epoch means of the losses
+agree to 9e-6 (epoch 1) and 1.2e-4 (epoch 2; one process, oneDNN on vs off) of
+max(|loss|, 1) (1: loss_normals is a mean of cosines in
+[-1, 1] whose terms cancel); bounds 1e-4 and 5e-4. A real error is far outside: BatchNorm
+statistics over one worker's half batch, or a worker fed the other's rows (see the
+mutations in the issue 11 report). The workers' weights are bit-identical (an all-reduce
+gives every worker the same sum).
 """
 
 from __future__ import annotations
@@ -21,6 +34,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
+import signal
 import socket
 import subprocess
 import sys
@@ -134,7 +149,7 @@ def _command(data_dir, workdir, batch_size, *extra):
         "--min_edge_pixels=0",
         "--grayscale=false",
         "--optimizer=sgd",
-        "--learning_rate=0.01",
+        "--learning_rate=0.001",  # not chaotic: see the module docstring
         *extra,
     ]
 
@@ -195,23 +210,48 @@ def test_two_workers_match_one_process_on_the_same_global_batch(tiny_synthetic_d
     assert chief["is_chief"] and not other["is_chief"]
     assert chief["weights_sha256"] == other["weights_sha256"]  # workers agree exactly
     assert chief["final_logs"] == other["final_logs"]
+    assert chief["steps_run"] == other["steps_run"] == 4
     # Only the chief wrote the run directory's logs; the other's scratch checkpoints are gone.
     mw, one = _history(tmp_path / "mw"), _history(tmp_path / "single")
     assert [r["epoch"] for r in mw] == ["0", "1"]
-    for a, b, rtol in zip(mw, one, (2e-4, 2e-2)):
+    for a, b, rtol in zip(mw, one, (1e-4, 5e-4)):
         for key in a:
             if key.startswith("loss"):
-                np.testing.assert_allclose(
-                    float(a[key]), float(b[key]), rtol=rtol, err_msg=f"epoch {a['epoch']} {key}"
+                scale = max(abs(float(b[key])), 1.0)
+                assert abs(float(a[key]) - float(b[key])) <= rtol * scale, (
+                    f"epoch {a['epoch']} {key}: {a[key]} vs {b[key]}"
                 )
-    # Final weights (chief's checkpoint vs the single run's).
-    a = tf.train.load_checkpoint(str(tmp_path / "mw" / "checkpoints"))
-    b = tf.train.load_checkpoint(str(tmp_path / "single" / "checkpoints"))
-    keys = [k for k in a.get_variable_to_shape_map() if k.startswith(("model/", "discriminator/"))]
-    assert keys
-    for key in keys:
-        x, y = a.get_tensor(key), b.get_tensor(key)
-        np.testing.assert_allclose(x, y, rtol=0, atol=0.05 * np.abs(y).max() + 1e-7, err_msg=key)
+    assert_weights_close(tmp_path / "mw", tmp_path / "single", fraction=0.5)
+
+
+def _weights(reader):
+    """B, H and D weights (the trainable ones are saved under the optimizers' lists) and
+    BatchNorm moving statistics, by checkpoint key."""
+    keys = [
+        k
+        for k in reader.get_variable_to_shape_map()
+        if k.startswith(("model/", "discriminator/")) or "_trainable_variables/" in k
+    ]
+    return {k: reader.get_tensor(k) for k in keys}
+
+
+def assert_weights_close(run_dir, reference_dir, fraction):
+    """Each variable of ``run_dir``'s last checkpoint is within ``fraction`` of the
+    reference run's last-epoch update (ckpt-2 - ckpt-1) of it, plus 4 float32 ulps of its
+    largest element (variables whose update is a few ulps, e.g. BatchNorm betas)."""
+    ref_dir = os.path.join(reference_dir, "checkpoints")
+    run = _weights(tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints")))
+    final = _weights(tf.train.load_checkpoint(os.path.join(ref_dir, "ckpt-2")))
+    before = _weights(tf.train.load_checkpoint(os.path.join(ref_dir, "ckpt-1")))
+    assert len(run) > 50 and run.keys() == final.keys()
+    errors = []
+    for key, y in final.items():
+        update = np.abs(y - before[key]).max()
+        bound = fraction * update + 4 * np.finfo(np.float32).eps * np.abs(y).max()
+        error = np.abs(run[key] - y).max()
+        if not error <= bound:
+            errors.append(f"{key}: {error:.3g} > {bound:.3g} (update {update:.3g})")
+    assert not errors, errors
 
 
 @pytest.mark.slow
@@ -247,7 +287,7 @@ def test_a_worker_that_dies_is_reported_by_the_other(tiny_synthetic_dir, tmp_pat
             if w.poll() is None:
                 w.kill()
                 w.wait()
-    assert workers[0].returncode != 0
+    assert workers[0].returncode == 1  # the script's sys.exit(message), not a crash
     assert "Lost contact with the other workers" in err, err[-3000:]
     assert "resume from the last checkpoint" in err
     assert time.time() - killed_at < 60  # reported, not hung on
@@ -258,7 +298,7 @@ def _start_workers(command, hosts):
         subprocess.Popen(
             command + [f"--worker_hosts={hosts}", f"--task_index={i}"],
             env=_env(),
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -267,34 +307,67 @@ def _start_workers(command, hosts):
 
 
 def _finish(workers, timeout=600):
-    errors = [w.communicate(timeout=timeout)[1] for w in workers]
-    return [w.returncode for w in workers], errors
+    """Exit codes, stdouts and stderrs of ``workers``."""
+    outputs = [w.communicate(timeout=timeout) for w in workers]
+    return [w.returncode for w in workers], [o for o, _ in outputs], [e for _, e in outputs]
+
+
+def _checkpoint_epoch(directory) -> int:
+    path = tf.train.latest_checkpoint(str(directory))
+    assert path is not None, f"no checkpoint in {directory}"
+    return int(path.rsplit("-", 1)[1])
 
 
 @pytest.mark.slow
 def test_two_workers_killed_and_restarted_replay_the_run(tiny_synthetic_dir, tmp_path):
     """SIGKILL one worker after a checkpoint; the other stops with an error; the same two
-    commands again resume from the chief's checkpoint and log the uninterrupted losses."""
+    commands again resume from the chief's checkpoint, run only the remaining steps and
+    log the uninterrupted losses."""
     hosts = ",".join(f"localhost:{p}" for p in _free_ports(2))
-    extra = ["--epochs=3", "--steps_per_epoch=3", "--collective_timeout_s=60"]
+    epochs, steps = 3, 3
+    extra = [f"--epochs={epochs}", f"--steps_per_epoch={steps}", "--collective_timeout_s=60"]
     straight = _command(tiny_synthetic_dir, tmp_path / "straight", 1) + extra
-    codes, errors = _finish(_start_workers(straight, hosts))
+    codes, _, errors = _finish(_start_workers(straight, hosts))
     assert codes == [0, 0], errors[0][-2000:]
 
     command = _command(tiny_synthetic_dir, tmp_path / "killed", 1) + extra
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    # A seeded kill moment: after epoch 1's or 2's checkpoint, then a seeded delay.
+    rng = random.Random(11)
+    after_epoch, delay = rng.randint(1, epochs - 1), rng.uniform(0.0, 0.3)
     workers = _start_workers(command, hosts)
-    first = tmp_path / "killed" / "checkpoints" / "ckpt-1.index"
     deadline = time.time() + 300
-    while not first.exists() and time.time() < deadline and workers[0].poll() is None:
+    while time.time() < deadline and workers[0].poll() is None:
+        newest = tf.train.latest_checkpoint(str(checkpoints))  # a complete save
+        if newest is not None and int(newest.rsplit("-", 1)[1]) >= after_epoch:
+            break
         time.sleep(0.02)
-    workers[1].kill()
-    codes, _ = _finish(workers, timeout=120)
-    assert codes[0] != 0 and codes[1] == -9
-    codes, errors = _finish(_start_workers(command, hosts))
+    time.sleep(delay)
+    had_checkpoint = tf.train.latest_checkpoint(str(checkpoints)) is not None
+    running = [w.poll() is None for w in workers]
+    workers[1].send_signal(signal.SIGKILL)
+    codes, _, errors = _finish(workers, timeout=120)
+    assert had_checkpoint, f"no checkpoint before the kill: {errors[0][-2000:]}"
+    assert running == [True, True], f"a worker ended before the kill: {errors[0][-2000:]}"
+    assert codes[1] == -signal.SIGKILL
+    # The survivor stops with the script's one-line error (sys.exit(message) -> 1).
+    assert codes[0] == 1 and "Lost contact with the other workers" in errors[0], errors[0][-2000:]
+    killed_at = _checkpoint_epoch(checkpoints)  # a checkpoint existed before the restart
+    assert after_epoch <= killed_at < epochs
+
+    codes, outputs, errors = _finish(_start_workers(command, hosts))
     assert codes == [0, 0], errors[0][-2000:]
+    for out in outputs:  # both resumed from the checkpoint and ran only what was left
+        result = _result(out)
+        assert (result["initial_epoch"], result["steps_run"]) == (
+            killed_at,
+            (epochs - killed_at) * steps,
+        ), (killed_at, result)
 
     a, b = _history(tmp_path / "straight"), _history(tmp_path / "killed")
     assert [r["epoch"] for r in b] == ["0", "1", "2"]
+    # Resume replays the same steps on the same data: bit-identical here (same machine,
+    # same settings); 1e-5 allows for nothing but the CSV's decimal round trip.
     for x, y in zip(a, b):
         for key in x:
             np.testing.assert_allclose(float(y[key]), float(x[key]), rtol=1e-5, err_msg=key)
