@@ -80,7 +80,7 @@ def _tf_worker():
     model_variants.apply(trainer.model, FLAGS.variant)
     data = _random_batch(FLAGS.batch, trainer.model.image_size)
     step = tf.function(trainer.train_step)
-    _time(lambda: step(data), 0, FLAGS.warmup)
+    _time(lambda: step(data), 1, FLAGS.warmup - 1)  # tracing, first-run allocations
     print(json.dumps({"ready": True, "flops_per_image": flops, **runtime.describe()}), flush=True)
     for line in sys.stdin:
         command = line.split()
@@ -136,10 +136,6 @@ def torch_available(python: str) -> bool:
 
 def compare(batch: int, threads: int, rounds: int, steps: int) -> dict:
     """Runs the workers in turns; returns medians, ratios to PyTorch and ceiling shares."""
-    if not torch_available(FLAGS.torch_python):
-        raise FileNotFoundError(
-            f"No PyTorch virtualenv at {FLAGS.torch_python}. Create it with `make bench-torch`."
-        )
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     common = [f"--batch={batch}", f"--threads={threads}", f"--warmup={FLAGS.warmup}"]
     workers = {}
@@ -149,10 +145,11 @@ def compare(batch: int, threads: int, rounds: int, steps: int) -> dict:
             argv += [f"--preset={FLAGS.preset}", f"--variant={variant}"] + common
             argv += [f"--tf_thread_plan={FLAGS.tf_thread_plan}"]
             workers[f"mtsyn_tf[{variant}]"] = Worker(f"mtsyn_tf[{variant}]", argv, env)
-        argv = [FLAGS.torch_python, os.path.join(HERE, "torch_reference_step.py"), "--serve"]
-        workers["PyTorch"] = Worker(
-            "PyTorch", argv + common, {**env, "OMP_NUM_THREADS": str(threads)}
-        )
+        if torch_available(FLAGS.torch_python):
+            argv = [FLAGS.torch_python, os.path.join(HERE, "torch_reference_step.py"), "--serve"]
+            workers["PyTorch"] = Worker(
+                "PyTorch", argv + common, {**env, "OMP_NUM_THREADS": str(threads)}
+            )
         tf_names = [n for n in workers if n != "PyTorch"]
         rates = {n: [] for n in workers}
         ratios = {n: [] for n in tf_names}
@@ -162,7 +159,8 @@ def compare(batch: int, threads: int, rounds: int, steps: int) -> dict:
                 rates[name].append(batch / worker.ask(f"time {steps}")["seconds_per_step"])
             peaks.append(workers[tf_names[0]].ask("peak")["gflops"])
             for name in tf_names:
-                ratios[name].append(rates[name][-1] / rates["PyTorch"][-1])
+                if "PyTorch" in rates:
+                    ratios[name].append(rates[name][-1] / rates["PyTorch"][-1])
             line = ", ".join(f"{n} {v[-1]:.3f} img/s" for n, v in rates.items())
             print(f"  round {r + 1}: {line}; matmul {peaks[-1]:.1f} GFLOP/s", flush=True)
     finally:
@@ -177,14 +175,14 @@ def compare(batch: int, threads: int, rounds: int, steps: int) -> dict:
         rows[name] = {
             "images_per_s": rate,
             "ceiling_fraction": rate * gflop / ceiling,
-            "ratio_to_torch": statistics.median(ratios[name]) if name in ratios else 1.0,
+            "ratio_to_torch": statistics.median(ratios[name]) if ratios.get(name) else None,
         }
     return {
         "rows": rows,
         "gflop_per_image": gflop,
         "ceiling_gflops": ceiling,
         "tf_runtime": {k: v for k, v in hello.items() if k not in ("ready", "flops_per_image")},
-        "torch_version": workers["PyTorch"].hello.get("torch"),
+        "torch_version": workers["PyTorch"].hello.get("torch") if "PyTorch" in workers else None,
     }
 
 
@@ -193,14 +191,21 @@ def print_report(r: dict, batch: int, threads: int) -> None:
     print(
         f"train step, paper_alexnet, batch {batch}, {threads} threads; mtsyn_tf oneDNN="
         f"{'on' if rt['onednn'] else 'off'}, inter-op threads {rt['inter_op_threads'] or 'TF default'}; "
-        f"torch {r['torch_version']}; {r['gflop_per_image']:.1f} GFLOP/img; "
+        f"torch {r['torch_version'] or 'absent'}; {r['gflop_per_image']:.1f} GFLOP/img; "
         f"ceiling (best fp32 matmul) {r['ceiling_gflops']:.1f} GFLOP/s"
     )
     print(f"  {'':22s} {'img/s':>7s} {'% ceiling':>9s} {'vs PyTorch':>10s}")
     for name, row in r["rows"].items():
+        ratio = row["ratio_to_torch"]
+        ratio = "-" if ratio is None else f"{ratio:.2f}x"
         print(
             f"  {name:22s} {row['images_per_s']:7.3f} {100 * row['ceiling_fraction']:8.1f}% "
-            f"{row['ratio_to_torch']:9.2f}x"
+            f"{ratio:>10s}"
+        )
+    if r["torch_version"] is None:
+        print(
+            f"  PyTorch comparison off: no {FLAGS.torch_python}. `make bench-torch` creates it "
+            "(torch 2.13.0 CPU in its own virtualenv) and runs this comparison."
         )
     print("  targets: >= 1.15x PyTorch, >= 85 % of the ceiling")
 

@@ -20,6 +20,7 @@ import sys
 
 from absl import app, flags, logging
 
+from mtsyn_tf import runtime
 from mtsyn_tf.models.presets import DA_TAPS, TASKS, preset_names
 from mtsyn_tf.trainer.config import DEFAULT_LOSS_WEIGHTS, TrainerConfig
 from mtsyn_tf.trainer.loop import OPTIMIZERS, STRATEGIES, RunConfig, train
@@ -174,6 +175,7 @@ def run_config_from_flags() -> RunConfig:
 
 def main(argv):
     del argv
+    runtime.configure_threads()  # before TensorFlow runs its first op
     from mtsyn_tf.trainer.callbacks import NonFiniteLossError
     from mtsyn_tf.trainer.checkpointing import CheckpointSaveError
 

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from mtsyn_tf import runtime
 from mtsyn_tf.data import pipeline, shards
 from mtsyn_tf.models import build_discriminator, build_multitask_model, get_preset
 from mtsyn_tf.trainer import callbacks as cbs
@@ -207,6 +208,8 @@ def train(cfg: RunConfig, extra_callbacks=()) -> dict:
 
 
 def _train(cfg: RunConfig, preset: dict, extra_callbacks) -> dict:
+    # Thread pools sized to the cores; a no-op once TensorFlow has run (scripts call it first).
+    runtime.configure_threads()
     if cfg.deterministic:
         keras.utils.set_random_seed(cfg.seed)
         tf.config.experimental.enable_op_determinism()
