@@ -38,6 +38,9 @@ flags.DEFINE_integer("warmup", 4, "Untimed steps first (tracing), fit and isolat
 flags.DEFINE_integer("isolated_steps", 6, "Timed isolated steps, before and after fit.")
 flags.DEFINE_integer("num_records", 32, "Synthetic records written.")
 flags.DEFINE_bool("deterministic", True, "As the demo and scripts/train.py default.")
+flags.DEFINE_bool(
+    "thread_plan", True, "mtsyn_tf.runtime's thread pools; false: TensorFlow's defaults."
+)
 
 
 def _write_dataset(directory: str, n: int) -> str:
@@ -158,7 +161,8 @@ def main(argv):
     del argv
     from mtsyn_tf import runtime
 
-    runtime.configure_threads()
+    if FLAGS.thread_plan:
+        runtime.configure_threads()
     if FLAGS.steps <= FLAGS.warmup + 1:
         raise app.UsageError(
             f"--steps must exceed --warmup + 1. Received: steps={FLAGS.steps}, warmup={FLAGS.warmup}"
