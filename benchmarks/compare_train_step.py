@@ -53,6 +53,7 @@ flags.DEFINE_list(
     "mtsyn_tf model variants to time, each in its own worker (benchmarks/model_variants.py).",
 )
 flags.DEFINE_string("variant", "keras", "Internal: the worker's model variant.")
+flags.DEFINE_bool("count_flops", True, "Internal: whether the worker counts the step's FLOPs.")
 flags.DEFINE_enum("worker", None, ["tf"], "Internal: run as the mtsyn_tf worker.")
 
 
@@ -72,11 +73,13 @@ def _tf_worker():
     # The reference's optimizer for D (SPEC §3), as in the torch step.
     trainer.disc_optimizer = keras.optimizers.SGD(1e-3, momentum=0.9, weight_decay=5e-4)
     trainer.build_optimizers()
-    # FLOPs of the work the step must do: counted with the bottleneck as matmuls (exact
-    # 2·M·K·N), not through space_to_batch, which computes 16 % more outputs for fc6.
-    undo = model_variants.apply(trainer.model, "fc_matmul")
-    flops = flops_and_memory(trainer, 1)["train_flops_per_image"]
-    undo()
+    flops = None
+    if FLAGS.count_flops:
+        # FLOPs of the work the step must do: counted with the bottleneck as matmuls (exact
+        # 2·M·K·N), not through space_to_batch, which computes 16 % more outputs for fc6.
+        undo = model_variants.apply(trainer.model, "fc_matmul")
+        flops = flops_and_memory(trainer, 1)["train_flops_per_image"]
+        undo()
     model_variants.apply(trainer.model, FLAGS.variant)
     data = _random_batch(FLAGS.batch, trainer.model.image_size)
     step = tf.function(trainer.train_step)
@@ -105,6 +108,9 @@ class Worker:
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env
         )
+        self.hello = None
+
+    def wait_ready(self):
         self.hello = self._read()
 
     def _read(self) -> dict:
@@ -143,13 +149,15 @@ def compare(batch: int, threads: int, rounds: int, steps: int) -> dict:
         for variant in FLAGS.tf_variants:
             argv = [sys.executable, os.path.abspath(__file__), "--worker=tf"]
             argv += [f"--preset={FLAGS.preset}", f"--variant={variant}"] + common
-            argv += [f"--tf_thread_plan={FLAGS.tf_thread_plan}"]
+            argv += [f"--tf_thread_plan={FLAGS.tf_thread_plan}", f"--count_flops={not workers}"]
             workers[f"mtsyn_tf[{variant}]"] = Worker(f"mtsyn_tf[{variant}]", argv, env)
         if torch_available(FLAGS.torch_python):
             argv = [FLAGS.torch_python, os.path.join(HERE, "torch_reference_step.py"), "--serve"]
             workers["PyTorch"] = Worker(
                 "PyTorch", argv + common, {**env, "OMP_NUM_THREADS": str(threads)}
             )
+        for worker in workers.values():  # all build at once; then they take turns
+            worker.wait_ready()
         tf_names = [n for n in workers if n != "PyTorch"]
         rates = {n: [] for n in workers}
         ratios = {n: [] for n in tf_names}
