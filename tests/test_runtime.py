@@ -30,25 +30,29 @@ def _run(code: str, **env_changes) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-_IMPORT_ORDER = """
+_FRESH_PROCESS = """
 import json, os
 import mtsyn_tf
-import tensorflow as tf
 from mtsyn_tf import runtime
+plan = runtime.configure_threads(cores=2)
+import tensorflow as tf
+tf.constant(1.0) + 1.0  # initialises the context with the pools
 print(json.dumps({"env": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
-                  "onednn": runtime.onednn_enabled()}))
+                  "onednn": runtime.onednn_enabled(), "applied": plan["applied"],
+                  "intra": tf.config.threading.get_intra_op_parallelism_threads(),
+                  "inter": tf.config.threading.get_inter_op_parallelism_threads()}))
 """
 
 
-def test_importing_mtsyn_tf_first_turns_onednn_on_on_every_cpu():
+def test_a_fresh_process_gets_onednn_and_pools_sized_to_the_cores():
     # TF 2.21 leaves oneDNN off on AVX2-only CPUs unless the variable says 1.
-    result = _run(_IMPORT_ORDER)
-    assert result == {"env": "1", "onednn": True}
+    result = _run(_FRESH_PROCESS)
+    assert result == {"env": "1", "onednn": True, "applied": True, "intra": 2, "inter": 1}
 
 
 def test_the_users_choice_of_eigen_wins():
-    result = _run(_IMPORT_ORDER, TF_ENABLE_ONEDNN_OPTS="0")
-    assert result == {"env": "0", "onednn": False}
+    result = _run(_FRESH_PROCESS, TF_ENABLE_ONEDNN_OPTS="0")
+    assert (result["env"], result["onednn"]) == ("0", False)
 
 
 def test_prefer_onednn_is_a_no_op_once_tensorflow_is_imported(monkeypatch):
@@ -57,6 +61,22 @@ def test_prefer_onednn_is_a_no_op_once_tensorflow_is_imported(monkeypatch):
     monkeypatch.delenv(runtime.ONEDNN_VARIABLE, raising=False)
     assert runtime.prefer_onednn() is False
     assert runtime.ONEDNN_VARIABLE not in os.environ
+
+
+def test_configure_threads_after_the_first_op_changes_nothing():
+    import tensorflow as tf
+
+    tf.constant(1.0) + 1.0
+    before = (
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
+    plan = runtime.configure_threads(cores=before[0] + 1)
+    assert plan["applied"] is False
+    assert before == (
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
 
 
 @pytest.mark.parametrize(
@@ -76,35 +96,21 @@ def test_thread_plan_rejects_no_cores():
         runtime.thread_plan(0)
 
 
-def test_configure_threads_sets_the_pools_before_the_first_op():
-    code = """
-import json
-from mtsyn_tf import runtime
-plan = runtime.configure_threads(cores=2)
-import tensorflow as tf
-tf.constant(1.0) + 1.0  # initialises the context with the pools
-print(json.dumps({**plan, "intra": tf.config.threading.get_intra_op_parallelism_threads(),
-                  "inter": tf.config.threading.get_inter_op_parallelism_threads()}))
-"""
-    result = _run(code)
-    assert result["applied"] is True
-    assert (result["intra"], result["inter"]) == (2, 1)
-
-
-def test_configure_threads_after_the_first_op_reports_not_applied():
-    code = """
-import json
-import tensorflow as tf
-tf.constant(1.0) + 1.0
-from mtsyn_tf import runtime
-print(json.dumps(runtime.configure_threads(cores=3)))
-"""
-    assert _run(code)["applied"] is False
-
-
 def test_dataset_options_bound_tf_data_to_its_share():
     options = runtime.dataset_options(deterministic=True, cores=4)
     assert options.deterministic is True
     assert options.threading.private_threadpool_size == 2
     assert options.threading.max_intra_op_parallelism == 1
     assert options.autotune.cpu_budget == 2
+
+
+def test_the_training_pipeline_takes_the_runtime_share(tiny_synthetic_dir):
+    from mtsyn_tf.data import pipeline
+
+    ds = pipeline.make_training_dataset(
+        tiny_synthetic_dir, "embedded", 2, 32, seed=0, deterministic=True
+    )
+    options = ds.options()
+    assert options.threading.private_threadpool_size == runtime.thread_plan()["data_threads"]
+    assert options.autotune.cpu_budget == runtime.thread_plan()["data_threads"]
+    assert options.deterministic is True
