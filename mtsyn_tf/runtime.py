@@ -72,8 +72,12 @@ def thread_plan(cores: int | None = None) -> dict:
     }
 
 
-def configure_threads(cores: int | None = None) -> dict:
+def configure_threads(cores: int | None = None, collectives: bool = False) -> dict:
     """Sets TensorFlow's thread pools per ``thread_plan`` (before any op runs); returns it.
+
+    ``collectives``: the run will all-reduce between replicas on this host
+    (MirroredStrategy); a collective op waits in an inter-op thread for the other
+    replicas' ops, so at least 2 inter-op threads are kept.
 
     Once TensorFlow's context is initialised the pools are fixed; then this leaves them
     as they are and returns the plan it could not apply under ``"applied": False``.
@@ -81,6 +85,8 @@ def configure_threads(cores: int | None = None) -> dict:
     import tensorflow as tf
 
     plan = thread_plan(cores)
+    if collectives:
+        plan["inter_op"] = max(plan["inter_op"], 2)
     try:
         tf.config.threading.set_intra_op_parallelism_threads(plan["intra_op"])
         tf.config.threading.set_inter_op_parallelism_threads(plan["inter_op"])

@@ -175,7 +175,7 @@ def run_config_from_flags() -> RunConfig:
 
 def main(argv):
     del argv
-    runtime.configure_threads()  # before TensorFlow runs its first op
+    runtime.configure_threads(collectives=FLAGS.strategy == "mirrored")  # before any TF op
     from mtsyn_tf.trainer.callbacks import NonFiniteLossError
     from mtsyn_tf.trainer.checkpointing import CheckpointSaveError
 

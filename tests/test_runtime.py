@@ -114,3 +114,19 @@ def test_the_training_pipeline_takes_the_runtime_share(tiny_synthetic_dir):
     assert options.threading.private_threadpool_size == runtime.thread_plan()["data_threads"]
     assert options.autotune.cpu_budget == runtime.thread_plan()["data_threads"]
     assert options.deterministic is True
+
+
+def test_collectives_keep_two_inter_op_threads(monkeypatch):
+    # A MirroredStrategy all-reduce blocks an inter-op thread until every replica arrives.
+    calls = {}
+    import tensorflow as tf
+
+    monkeypatch.setattr(
+        tf.config.threading, "set_inter_op_parallelism_threads", lambda n: calls.update(inter=n)
+    )
+    monkeypatch.setattr(
+        tf.config.threading, "set_intra_op_parallelism_threads", lambda n: calls.update(intra=n)
+    )
+    assert runtime.configure_threads(cores=2, collectives=True)["inter_op"] == 2
+    assert calls == {"intra": 2, "inter": 2}
+    assert runtime.configure_threads(cores=2)["inter_op"] == 1

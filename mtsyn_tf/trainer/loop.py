@@ -209,7 +209,7 @@ def train(cfg: RunConfig, extra_callbacks=()) -> dict:
 
 def _train(cfg: RunConfig, preset: dict, extra_callbacks) -> dict:
     # Thread pools sized to the cores; a no-op once TensorFlow has run (scripts call it first).
-    runtime.configure_threads()
+    runtime.configure_threads(collectives=cfg.strategy == "mirrored")
     if cfg.deterministic:
         keras.utils.set_random_seed(cfg.seed)
         tf.config.experimental.enable_op_determinism()
