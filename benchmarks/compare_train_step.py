@@ -131,9 +131,12 @@ class Worker:
 
     def close(self):
         if self.proc.poll() is None:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.close()
-            self.proc.wait(timeout=60)
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()  # a worker that does not exit must not cost the report
 
 
 def torch_available(python: str) -> bool:
