@@ -226,7 +226,7 @@ def main(argv):
     if FLAGS.worker == "tf":
         _tf_worker()
         return
-    for name in ("batch", "threads", "rounds", "steps"):
+    for name in ("batch", "threads", "rounds", "steps", "warmup"):
         if getattr(FLAGS, name) <= 0:
             raise app.UsageError(f"--{name} must be > 0. Received: {getattr(FLAGS, name)}")
     result = compare(FLAGS.batch, FLAGS.threads, FLAGS.rounds, FLAGS.steps)
