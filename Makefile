@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Both create .venv and install what they need.
-.PHONY: demo test test-all lint format bench
+.PHONY: demo test test-all lint format bench bench-torch
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -26,8 +26,24 @@ lint:
 format:
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
+# Each figure beside what it is compared with, from one run: the train step beside the
+# PyTorch reference step (if .venv-torch exists; `make bench-torch` creates it), training
+# inside fit beside the isolated step and the input pipeline, FLOPs/memory, export latency.
 bench:
 	$(PY) benchmarks/render_throughput.py
+	$(PY) benchmarks/compare_train_step.py
+	$(PY) benchmarks/fit_vs_step.py
 	$(PY) benchmarks/input_pipeline.py
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/export_latency.py
+
+# Opt-in: PyTorch (CPU) in its own virtualenv, never a dependency of mtsyn_tf; then the
+# train-step comparison alone.
+TORCH_VENV ?= .venv-torch
+$(TORCH_VENV)/.installed:
+	python3 -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/pip install torch==2.13.0 numpy
+	touch $@
+
+bench-torch: $(TORCH_VENV)/.installed
+	$(PY) benchmarks/compare_train_step.py --torch_python=$(TORCH_VENV)/bin/python

@@ -21,14 +21,18 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("num_cores", 2, "CPU cores for tf.data (process affinity + thread pool).")
-flags.DEFINE_integer("batch_size", 16, "Batch size.")
-flags.DEFINE_integer("image_size", 227, "Output side S.")
-flags.DEFINE_integer("source_width", 320, "Width of the stored synthetic images.")
-flags.DEFINE_integer("source_height", 240, "Height of the stored synthetic images.")
-flags.DEFINE_integer("num_records", 64, "Synthetic records to write.")
-flags.DEFINE_integer("num_batches", 20, "Timed batches per measurement.")
-flags.DEFINE_integer("warmup_batches", 3, "Untimed batches first.")
+
+
+def _define_flags():
+    # Only when run as a script: other benchmarks import this module's helpers.
+    flags.DEFINE_integer("num_cores", 2, "CPU cores for tf.data (process affinity + thread pool).")
+    flags.DEFINE_integer("batch_size", 16, "Batch size.")
+    flags.DEFINE_integer("image_size", 227, "Output side S.")
+    flags.DEFINE_integer("source_width", 320, "Width of the stored synthetic images.")
+    flags.DEFINE_integer("source_height", 240, "Height of the stored synthetic images.")
+    flags.DEFINE_integer("num_records", 64, "Synthetic records to write.")
+    flags.DEFINE_integer("num_batches", 20, "Timed batches per measurement.")
+    flags.DEFINE_integer("warmup_batches", 3, "Untimed batches first.")
 
 
 def _sample(height: int, width: int, seed: int) -> dict:
@@ -108,4 +112,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -46,15 +46,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from matmul_peak import device_name, matmul_gflops  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("presets", ["paper_alexnet:4", "small:16"], "PRESET:BATCH entries.")
-flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "Device for the step.")
-flags.DEFINE_enum("precision", "float32", ["float32", "mixed"], "Training precision.")
-flags.DEFINE_bool("jit", False, "XLA-compile stage 1's forward/backward (one device).")
-flags.DEFINE_integer("steps", 5, "Timed steps per measurement.")
-flags.DEFINE_integer("warmup", 2, "Untimed steps first (tracing).")
-flags.DEFINE_integer("matmul_n", 2048, "Side of the peak-measuring matmul.")
-flags.DEFINE_integer("pipeline_batches", 8, "Timed input batches.")
-flags.DEFINE_integer("memory_batch", 28, "Batch per replica for the memory estimate.")
+
+
+def _define_flags():
+    # Only when run as a script: other benchmarks import this module's helpers.
+    flags.DEFINE_list("presets", ["paper_alexnet:4", "small:16"], "PRESET:BATCH entries.")
+    flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "Device for the step.")
+    flags.DEFINE_enum("precision", "float32", ["float32", "mixed"], "Training precision.")
+    flags.DEFINE_bool("jit", False, "XLA-compile stage 1's forward/backward (one device).")
+    flags.DEFINE_integer("steps", 5, "Timed steps per measurement.")
+    flags.DEFINE_integer("warmup", 2, "Untimed steps first (tracing).")
+    flags.DEFINE_integer("matmul_n", 2048, "Side of the peak-measuring matmul.")
+    flags.DEFINE_integer("pipeline_batches", 8, "Timed input batches.")
+    flags.DEFINE_integer("memory_batch", 28, "Batch per replica for the memory estimate.")
 
 
 # ---------------------------------------------------------------------- model pieces
@@ -254,4 +258,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -20,6 +20,7 @@ import json
 
 from absl import flags
 
+from mtsyn_tf import runtime
 from mtsyn_tf.cli import run
 from mtsyn_tf.losses.contour import NORMALIZATIONS
 from mtsyn_tf.models.presets import DA_TAPS, TASKS, preset_names
@@ -229,6 +230,7 @@ RUN_ERRORS = (NonFiniteLossError, CheckpointSaveError)
 
 def main(argv):
     del argv
+    runtime.configure_threads(collectives=FLAGS.strategy == "mirrored")  # before any TF op
     results = train(run_config_from_flags())
     print(json.dumps(results, indent=2))
 

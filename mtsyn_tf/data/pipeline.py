@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from mtsyn_tf import runtime
 from mtsyn_tf.data import augment, real_domain, schema, shards
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -232,8 +233,9 @@ def make_training_dataset(
         )
     real = real.batch(batch_size, drop_remainder=True)
     ds = tf.data.Dataset.zip({"synthetic": synthetic, "real": real})
-    options = tf.data.Options()
-    options.deterministic = deterministic
+    # A bounded share of the cores: the next batch is prepared while the step runs on the
+    # same cores (mtsyn_tf.runtime.dataset_options says how much and why).
+    options = runtime.dataset_options(deterministic)
     return ds.with_options(options).prefetch(AUTOTUNE)
 
 

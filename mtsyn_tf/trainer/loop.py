@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from mtsyn_tf import runtime
 from mtsyn_tf.data import pipeline, shards
 from mtsyn_tf.io_utils import check_output_dir
 from mtsyn_tf.models import build_discriminator, build_multitask_model, get_preset
@@ -420,6 +421,8 @@ def _remove_partial_run(workdir: str, before: list | None) -> None:
 
 
 def _train(cfg: RunConfig, preset: dict, extra_callbacks) -> dict:
+    # Thread pools sized to the cores; a no-op once TensorFlow has run (scripts call it first).
+    runtime.configure_threads(collectives=cfg.strategy == "mirrored")
     if cfg.deterministic:
         keras.utils.set_random_seed(cfg.seed)
         tf.config.experimental.enable_op_determinism()

@@ -1,0 +1,156 @@
+"""Prototypes of model-level speed changes, applied to a built model by patching layers.
+
+``compare_train_step.py --tf_variants=...`` times each against the unchanged model and the
+PyTorch step in one run. Each variant computes the same function with the same weights
+(only the summation order differs), so a measured gain can be carried into
+``mtsyn_tf/models`` as a plain code change. Variants:
+
+* ``keras``: the model as it is.
+* ``fc_matmul``: the bottleneck as two matmuls. fc6 (6×6, dilation 2, on conv5 padded by 5
+  to 23×23) becomes an im2col by 36 strided slices concatenated on channels
+  ([B, 13, 13, 36·C]) times the kernel reshaped to [36·C, 4096]; fc7 (1×1) becomes
+  [B·169, 4096] × [4096, 4096]. Keras sends a dilated Conv2D through
+  ``space_to_batch`` → 2×2 sub-images of 12×12 → conv → ``batch_to_space`` and crop,
+  which computes 14×14 outputs for the 13×13 kept (16 % extra work on the largest layer)
+  and copies the activations and their gradients twice more.
+* ``fused_bn``: every BatchNormalization of B and H (not D's: D sees 6×6 maps) as one
+  ``FusedBatchNormV3`` op (forward) and one ``FusedBatchNormGradV3`` (backward) instead of
+  Keras 3's moments + normalisation + their gradients, ~8 passes over each activation.
+  Same statistics: the fused op's Bessel-corrected batch variance is scaled back by
+  (n−1)/n before the moving-variance update, as Keras updates with the biased one.
+* ``heads_fused``: the three heads' first transposed convolutions (4096 → 64 each, all on
+  fc7) as one 4096 → 192 transposed convolution, split into the three heads' BN/ReLU: one
+  large matmul instead of three narrow ones forward, and fc7's gradient from one op
+  instead of three plus their sum.
+"""
+
+from __future__ import annotations
+
+VARIANTS = ("keras", "fc_matmul", "fused_bn", "heads_fused")  # combine with "+"
+
+
+def _dilated_conv_as_matmul(conv):
+    """``call`` for a VALID, stride-1, dilated Conv2D layer without bias: im2col + matmul."""
+    import tensorflow as tf
+
+    kh, kw = conv.kernel_size
+    dh, dw = conv.dilation_rate
+
+    def call(x):
+        height = x.shape[1] - dh * (kh - 1)
+        width = x.shape[2] - dw * (kw - 1)
+        # Channel order (ky, kx, c): the row-major flattening of the [kh, kw, C, F] kernel.
+        patches = tf.concat(
+            [
+                x[:, dh * i : dh * i + height, dw * j : dw * j + width, :]
+                for i in range(kh)
+                for j in range(kw)
+            ],
+            axis=-1,
+        )
+        kernel = tf.reshape(conv.kernel, [-1, conv.filters])
+        return tf.tensordot(patches, tf.cast(kernel, patches.dtype), axes=1)
+
+    return call
+
+
+def _fused_batch_norm(bn):
+    """``call`` for a Keras BatchNormalization on NHWC float32 maps, as FusedBatchNormV3."""
+    import tensorflow as tf
+
+    def call(x, training=None, mask=None):
+        if not (training and bn.trainable):
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                x,
+                bn.gamma,
+                bn.beta,
+                bn.moving_mean,
+                bn.moving_variance,
+                epsilon=bn.epsilon,
+                is_training=False,
+            )
+            return y
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            x, bn.gamma, bn.beta, epsilon=bn.epsilon, is_training=True
+        )
+        n = tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype)
+        variance = variance * (n - 1.0) / n
+        m = bn.momentum
+        bn.moving_mean.assign(bn.moving_mean * m + mean * (1.0 - m))
+        bn.moving_variance.assign(bn.moving_variance * m + variance * (1.0 - m))
+        return y
+
+    return call
+
+
+def _batch_norms(model):
+    import keras
+
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+
+
+def _fused_first_deconvs(model):
+    """``forward`` for a MultiTaskNet whose heads share one first transposed convolution."""
+    import tensorflow as tf
+
+    tasks = list(model.tasks)
+    heads = [model.heads[t] for t in tasks]
+    convs = [h.deconv8.conv for h in heads]
+    if any(c.use_bias or c.padding != "valid" for c in convs):
+        raise ValueError("heads_fused expects VALID transposed convolutions without bias.")
+    strides = convs[0].strides
+
+    def forward(images, training=None):
+        taps = model.backbone(images, training=training)
+        x = taps["fc7"]
+        # Conv2DTranspose kernels are [kh, kw, out, in]: stack the outputs.
+        kernel = tf.concat([c.kernel for c in convs], axis=2)
+        shape = convs[0].compute_output_shape(x.shape)
+        y = tf.nn.conv2d_transpose(
+            x,
+            kernel,
+            output_shape=[tf.shape(x)[0], shape[1], shape[2], kernel.shape[2]],
+            strides=strides,
+            padding="VALID",
+        )
+        predictions = {}
+        for task, head, part in zip(tasks, heads, tf.split(y, len(heads), axis=-1)):
+            part = head.deconv8.act(head.deconv8.bn(part, training=training))
+            part = head.deconv10(head.deconv9(part, training=training), training=training)
+            predictions[task] = head.out(part)
+        return taps, predictions
+
+    return forward
+
+
+def apply(model, variant: str):
+    """Patches ``model`` (a MultiTaskNet) in place; returns a function that undoes it."""
+    if not set(variant.split("+")) <= set(VARIANTS):
+        raise ValueError(f"variant must be one of {VARIANTS}. Received: variant={variant!r}")
+    layers = []
+    if "fc_matmul" in variant:
+        for layer in (model.backbone.fc6.conv, model.backbone.fc7.conv):
+            if layer.use_bias or layer.strides != (1, 1) or layer.padding != "valid":
+                raise ValueError(f"{layer.name}: expected a stride-1 VALID conv without bias.")
+            layer.call = _dilated_conv_as_matmul(layer)
+            layers.append(layer)
+    patched_model = False
+    if "heads_fused" in variant:
+        model.forward = _fused_first_deconvs(model)
+        patched_model = True
+    if "fused_bn" in variant:
+        for layer in _batch_norms(model):
+            layer.call = _fused_batch_norm(layer)
+            layers.append(layer)
+
+    def undo():
+        for layer in layers:
+            del layer.call
+        if patched_model:
+            del model.forward
+
+    return undo
