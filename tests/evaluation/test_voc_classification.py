@@ -76,10 +76,10 @@ def test_finetune_reports_the_devkit_map_of_its_test_scores(voc_builder, monkeyp
     "difficult" labels (0) left out, averaged over the 20 classes."""
     import mtsyn_tf.evaluation.voc_classification as voc
 
-    seen = {}
+    calls = []  # one per test-crop setting: "center" (1 crop) then "ten"
 
     def spy(scores, labels, difficult, convention):
-        seen.update(scores=np.asarray(scores), labels=labels, difficult=difficult)
+        calls.append(dict(scores=np.asarray(scores), labels=labels, difficult=difficult))
         return voc_mean_average_precision(scores, labels, difficult, convention=convention)
 
     monkeypatch.setattr(voc, "voc_mean_average_precision", spy)
@@ -88,17 +88,22 @@ def test_finetune_reports_the_devkit_map_of_its_test_scores(voc_builder, monkeyp
     assert result["num_train"] == 40 and result["num_test"] == 20
     assert result["convention"] == "voc07_11point"
     _, test_labels = load_voc("voc/2007", "test", None, builder=voc_builder)
-    np.testing.assert_array_equal(seen["labels"], test_labels > 0)
-    np.testing.assert_array_equal(seen["difficult"], test_labels == 0)
-    scores = seen["scores"]
-    assert scores.shape == (20, 20) and np.all((scores > 0) & (scores < 1))  # sigmoids
-    assert np.unique(scores).size > 20  # per image and class, not one constant
-    expected = [
-        _voc07_11point_ap(scores[:, c], test_labels[:, c] > 0, test_labels[:, c] == 0)
-        for c in range(20)
-    ]
-    np.testing.assert_allclose(result["per_class_ap"], expected, rtol=1e-12)
-    assert result["map"] == pytest.approx(np.mean(expected), rel=1e-12)
+    assert len(calls) == 2 and sorted(result["map_by_crops"]) == ["center", "ten"]
+    for crops, seen in zip(("center", "ten"), calls):
+        np.testing.assert_array_equal(seen["labels"], test_labels > 0)
+        np.testing.assert_array_equal(seen["difficult"], test_labels == 0)
+        # fc8 logits (the reference ranks by summed logits, not sigmoids).
+        scores = seen["scores"]
+        assert scores.shape == (20, 20) and np.all(np.isfinite(scores))
+        assert np.unique(scores).size > 20  # per image and class, not one constant
+        expected = [
+            _voc07_11point_ap(scores[:, c], test_labels[:, c] > 0, test_labels[:, c] == 0)
+            for c in range(20)
+        ]
+        assert result["map_by_crops"][crops] == pytest.approx(np.mean(expected), rel=1e-12)
+        if crops == "center":  # the requested setting is the one reported
+            np.testing.assert_allclose(result["per_class_ap"], expected, rtol=1e-12)
+            assert result["map"] == pytest.approx(np.mean(expected), rel=1e-12)
 
 
 def test_unprepared_voc_names_the_command(tmp_path):
