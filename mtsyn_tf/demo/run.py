@@ -195,8 +195,12 @@ def compare(trained: dict, untrained: dict) -> list[dict]:
 
 def run_demo(cfg: DemoConfig) -> dict:
     """Runs every step; returns the results written to ``<report>/results.json``."""
+    from mtsyn_tf import runtime
     from mtsyn_tf.trainer.loop import train, untrained_metrics
 
+    # Thread pools are fixed by the first TensorFlow op (the untrained baseline runs before
+    # training), so they are sized here, not in loop.train.
+    runtime.configure_threads()
     p = cfg.paths
     timer = _Timer()
     start = time.perf_counter()
