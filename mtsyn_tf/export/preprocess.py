@@ -58,17 +58,42 @@ def check_image_values(image: tf.Tensor, image_size: int, batch_size: int | None
             message="image values must lie in [0, 1] (float32 RGB); divide 0-255 images by 255",
         ),
     ]
-    if batch_size is not None:
-        checks.append(
-            tf.debugging.assert_equal(
-                shape[0], batch_size, message=f"this export takes batches of exactly {batch_size}"
-            )
-        )
+    checks += _fixed_batch_checks(shape, batch_size)
     with tf.control_dependencies(checks):
         image = tf.identity(image)
     # The static batch stays unknown even for a fixed-batch export: with a static batch the
     # model's kernels (sized from it) failed on a wrong batch before the assert reported it.
     return tf.ensure_shape(image, [None, image_size, image_size, 3])
+
+
+def _fixed_batch_checks(shape: tf.Tensor, batch_size: int | None) -> list:
+    """The assertion that a fixed-batch export got exactly ``batch_size`` inputs (or none)."""
+    if batch_size is None:
+        return []
+    return [
+        tf.debugging.assert_equal(
+            shape[0], batch_size, message=f"this export takes batches of exactly {batch_size}"
+        )
+    ]
+
+
+def check_bytes_batch(image_bytes: tf.Tensor, batch_size: int | None = None) -> tf.Tensor:
+    """Asserts (in-graph) that ``image_bytes`` is a 1-D batch [B] (B = ``batch_size`` if
+    fixed); returns it with static shape [None]. A scalar string fails with a message
+    saying to send a list of one, before anything indexes into it."""
+    shape = tf.shape(image_bytes)
+    rank_check = tf.debugging.assert_equal(
+        tf.size(shape),
+        1,
+        message="image_bytes must be a 1-D batch [batch] of encoded image files; "
+        "wrap a single image in a list of one",
+    )
+    with tf.control_dependencies([rank_check]):
+        shape = tf.identity(shape)
+    checks = [rank_check] + _fixed_batch_checks(shape, batch_size)
+    with tf.control_dependencies(checks):
+        image_bytes = tf.identity(image_bytes)
+    return tf.ensure_shape(image_bytes, [None])
 
 
 def decode_and_resize(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:

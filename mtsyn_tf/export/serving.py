@@ -36,7 +36,7 @@ import keras
 import tensorflow as tf
 
 from mtsyn_tf.export.atomic import atomic_directory
-from mtsyn_tf.export.preprocess import check_image_values, decode_batch
+from mtsyn_tf.export.preprocess import check_bytes_batch, check_image_values, decode_batch
 from mtsyn_tf.export.warmup import write_warmup_file
 from mtsyn_tf.models.preprocessor import InputContract
 
@@ -84,31 +84,6 @@ def add_serving_endpoints(
 
         archive.add_endpoint(TASK_SIGNATURES[task], predict_task, input_signature=[image_spec])
     archive.add_endpoint("predict_bytes", predict_bytes, input_signature=[bytes_spec])
-
-
-def check_bytes_batch(image_bytes: tf.Tensor, batch_size: int | None = None) -> tf.Tensor:
-    """Asserts (in-graph) that ``image_bytes`` is a 1-D batch [B] (B = ``batch_size`` if
-    fixed); returns it with static shape [None]. A scalar string fails with a message
-    saying to send a list of one, before anything indexes into it."""
-    shape = tf.shape(image_bytes)
-    rank_check = tf.debugging.assert_equal(
-        tf.size(shape),
-        1,
-        message="image_bytes must be a 1-D batch [batch] of encoded image files; "
-        "wrap a single image in a list of one",
-    )
-    with tf.control_dependencies([rank_check]):
-        shape = tf.identity(shape)
-    checks = [rank_check]
-    if batch_size is not None:
-        checks.append(
-            tf.debugging.assert_equal(
-                shape[0], batch_size, message=f"this export takes batches of exactly {batch_size}"
-            )
-        )
-    with tf.control_dependencies(checks):
-        image_bytes = tf.identity(image_bytes)
-    return tf.ensure_shape(image_bytes, [None])
 
 
 def next_version(model_base_path: str) -> int:
