@@ -26,8 +26,16 @@ from mtsyn_tf.losses.contour import NORMALIZATIONS
 from mtsyn_tf.models.presets import DA_TAPS, TASKS, preset_names
 from mtsyn_tf.trainer.callbacks import NonFiniteLossError
 from mtsyn_tf.trainer.checkpointing import CheckpointSaveError
-from mtsyn_tf.trainer.config import DEFAULT_LOSS_WEIGHTS, DISC_FEATURES, TrainerConfig
-from mtsyn_tf.trainer.loop import DISC_OPTIMIZERS, OPTIMIZERS, STRATEGIES, RunConfig, train
+from mtsyn_tf.trainer.config import (
+    DEFAULT_LOSS_WEIGHTS,
+    DISC_FEATURES,
+    DISC_OPTIMIZERS,
+    OPTIMIZERS,
+    STRATEGIES,
+    RunConfig,
+    TrainerConfig,
+)
+from mtsyn_tf.trainer.loop import train
 from mtsyn_tf.trainer.mtl_adversarial import NONFINITE_POLICIES
 from mtsyn_tf.trainer.precision import PRECISIONS
 

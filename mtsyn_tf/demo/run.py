@@ -134,8 +134,7 @@ def _real_domain(path: str) -> dict:
 
 
 def _run_config(cfg: DemoConfig):
-    from mtsyn_tf.trainer.config import TrainerConfig
-    from mtsyn_tf.trainer.loop import RunConfig
+    from mtsyn_tf.trainer.config import RunConfig, TrainerConfig
 
     p = cfg.paths
     return RunConfig(

@@ -126,3 +126,60 @@ class TrainerConfig:
         d = dict(d)
         d["tasks"] = tuple(d.get("tasks", TASKS))
         return cls(**d)
+
+
+STRATEGIES = ("auto", "one_device", "mirrored")
+OPTIMIZERS = ("adam", "sgd")
+# D: "sgd" is the reference code's SGD(momentum 0.9, weight decay 5e-4); "adam" the
+# task optimizer's Adam (mtsyn_tf before issue 12).
+DISC_OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything a run needs; the resolved copy is written to ``<workdir>/config.json``."""
+
+    workdir: str
+    synthetic_dir: str
+    real_source: str = "embedded"
+    places365_data_dir: str | None = None
+    preset: str = "paper_alexnet"
+    preset_overrides: dict = dataclasses.field(default_factory=dict)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    batch_size: int = 28
+    epochs: int = 30
+    steps_per_epoch: int = 1000
+    learning_rate: float = 1e-3
+    beta_1: float = 0.5
+    lr_drops: tuple = (0.6, 0.9)
+    seed: int = 0
+    deterministic: bool = True
+    strategy: str = "auto"
+    eval_split: str = "test"
+    eval_batches: int | None = None
+    image_summaries: bool = True
+    verbose: int = 1
+    # Scale, speed, robustness (README: "Distributed training, mixed precision, fault tolerance").
+    precision: str = "float32"  # or "mixed": mixed_float16 on GPU, mixed_bfloat16 on CPU
+    grad_accum_steps: int = 1  # micro-batches of batch_size per optimizer step
+    nonfinite_policy: str = "stop"  # or "skip": roll back non-finite stages, count them
+    optimizer: str = "adam"  # B and H; "sgd": plain SGD with the same schedule (comparisons)
+    disc_optimizer: str = "sgd"  # D: reference SGD (momentum, weight decay); "adam": as B/H
+    disc_momentum: float = 0.9
+    disc_weight_decay: float = 5e-4
+    # Augmentation (README "Deviations"): the same crop/flip policy for both domains and
+    # no colour jitter by default; extra augmentation is opt-in per domain.
+    min_scale: float = 0.5
+    real_min_scale: float | None = None  # None: min_scale
+    synthetic_jitter: bool = False
+    real_jitter: bool = False
+    jit_compile: bool = False  # XLA for the train step (one device only)
+    profile_steps: tuple | None = None  # (START, STOP): profiler trace in <workdir>/profile
+    restart: bool = False  # delete the run already in workdir and train from scratch
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["trainer"] = self.trainer.to_dict()
+        d["lr_drops"] = list(self.lr_drops)
+        d["profile_steps"] = None if self.profile_steps is None else list(self.profile_steps)
+        return d

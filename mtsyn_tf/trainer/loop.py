@@ -7,7 +7,6 @@ existing run's preset) and resumes from ``<workdir>/checkpoints`` when present.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -20,77 +19,27 @@ from absl import logging
 from mtsyn_tf import runtime
 from mtsyn_tf.data import pipeline, shards
 from mtsyn_tf.io_utils import check_output_dir
-from mtsyn_tf.models import build_discriminator, build_multitask_model, get_preset
+from mtsyn_tf.models import get_preset
 from mtsyn_tf.models.preprocessor import InputContract
 from mtsyn_tf.trainer import callbacks as cbs
 from mtsyn_tf.trainer import precision as mp
 from mtsyn_tf.trainer import profiling
+from mtsyn_tf.trainer.build import build_trainer
 from mtsyn_tf.trainer.checkpointing import RunCheckpointer
-from mtsyn_tf.trainer.config import TrainerConfig
-from mtsyn_tf.trainer.mtl_adversarial import NONFINITE_POLICIES, MultiTaskAdversarialTrainer
+from mtsyn_tf.trainer.config import (  # noqa: F401  (re-exported: older imports)
+    DISC_OPTIMIZERS,
+    OPTIMIZERS,
+    STRATEGIES,
+    RunConfig,
+    TrainerConfig,
+)
+from mtsyn_tf.trainer.mtl_adversarial import NONFINITE_POLICIES
 from mtsyn_tf.trainer.run_record import (
     data_manifest,
     git_commit,
     package_versions,
     write_json_atomic,
 )
-from mtsyn_tf.trainer.schedule import make_adam, make_disc_sgd, reference_lr_schedule
-
-STRATEGIES = ("auto", "one_device", "mirrored")
-OPTIMIZERS = ("adam", "sgd")
-# D: "sgd" is the reference code's SGD(momentum 0.9, weight decay 5e-4); "adam" the
-# task optimizer's Adam (mtsyn_tf before issue 12).
-DISC_OPTIMIZERS = ("sgd", "adam")
-
-
-@dataclasses.dataclass
-class RunConfig:
-    """Everything a run needs; the resolved copy is written to ``<workdir>/config.json``."""
-
-    workdir: str
-    synthetic_dir: str
-    real_source: str = "embedded"
-    places365_data_dir: str | None = None
-    preset: str = "paper_alexnet"
-    preset_overrides: dict = dataclasses.field(default_factory=dict)
-    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
-    batch_size: int = 28
-    epochs: int = 30
-    steps_per_epoch: int = 1000
-    learning_rate: float = 1e-3
-    beta_1: float = 0.5
-    lr_drops: tuple = (0.6, 0.9)
-    seed: int = 0
-    deterministic: bool = True
-    strategy: str = "auto"
-    eval_split: str = "test"
-    eval_batches: int | None = None
-    image_summaries: bool = True
-    verbose: int = 1
-    # Scale, speed, robustness (README: "Distributed training, mixed precision, fault tolerance").
-    precision: str = "float32"  # or "mixed": mixed_float16 on GPU, mixed_bfloat16 on CPU
-    grad_accum_steps: int = 1  # micro-batches of batch_size per optimizer step
-    nonfinite_policy: str = "stop"  # or "skip": roll back non-finite stages, count them
-    optimizer: str = "adam"  # B and H; "sgd": plain SGD with the same schedule (comparisons)
-    disc_optimizer: str = "sgd"  # D: reference SGD (momentum, weight decay); "adam": as B/H
-    disc_momentum: float = 0.9
-    disc_weight_decay: float = 5e-4
-    # Augmentation (README "Deviations"): the same crop/flip policy for both domains and
-    # no colour jitter by default; extra augmentation is opt-in per domain.
-    min_scale: float = 0.5
-    real_min_scale: float | None = None  # None: min_scale
-    synthetic_jitter: bool = False
-    real_jitter: bool = False
-    jit_compile: bool = False  # XLA for the train step (one device only)
-    profile_steps: tuple | None = None  # (START, STOP): profiler trace in <workdir>/profile
-    restart: bool = False  # delete the run already in workdir and train from scratch
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["trainer"] = self.trainer.to_dict()
-        d["lr_drops"] = list(self.lr_drops)
-        d["profile_steps"] = None if self.profile_steps is None else list(self.profile_steps)
-        return d
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -314,57 +263,6 @@ def _record_run(cfg: RunConfig, preset: dict, strategy) -> None:
             "git_commit": git_commit(),
             "data_manifests": _data_manifests(cfg),
         },
-    )
-
-
-def build_trainer(
-    cfg: RunConfig, preset: dict, strategy, total_steps: int
-) -> MultiTaskAdversarialTrainer:
-    """Model, D, both optimizers and their slots, all created in the strategy's scope.
-
-    Uses the global Keras dtype policy of the caller (``train`` sets it from
-    ``cfg.precision``); under ``mixed_float16`` both optimizers get loss scaling.
-    """
-    sync_bn = strategy.num_replicas_in_sync > 1
-    policy = keras.mixed_precision.dtype_policy().name
-    if cfg.jit_compile and strategy.num_replicas_in_sync > 1:
-        raise ValueError(
-            "jit_compile (XLA) does not work with a distribution strategy in TF 2.21. "
-            f"Received: jit_compile=True with {strategy.num_replicas_in_sync} replicas"
-        )
-    with strategy.scope():
-        model = build_multitask_model(preset, sync_batchnorm=sync_bn)
-        disc = build_discriminator(preset, sync_batchnorm=sync_bn)
-        trainer = MultiTaskAdversarialTrainer(
-            model,
-            disc,
-            cfg.trainer,
-            grad_accum_steps=cfg.grad_accum_steps,
-            nonfinite_policy=cfg.nonfinite_policy,
-        )
-        trainer.compile(
-            task_optimizer=mp.wrap_optimizer(_make_optimizer(cfg, total_steps), policy),
-            disc_optimizer=mp.wrap_optimizer(_make_disc_optimizer(cfg, total_steps), policy),
-            jit_compile=cfg.jit_compile,
-        )
-        trainer.build_all()
-        trainer.build_optimizers()
-    return trainer
-
-
-def _make_optimizer(cfg: RunConfig, total_steps: int):
-    if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(
-            learning_rate=reference_lr_schedule(cfg.learning_rate, total_steps, cfg.lr_drops)
-        )
-    return make_adam(cfg.learning_rate, total_steps, cfg.beta_1, cfg.lr_drops)
-
-
-def _make_disc_optimizer(cfg: RunConfig, total_steps: int):
-    if cfg.disc_optimizer == "adam":
-        return make_adam(cfg.learning_rate, total_steps, cfg.beta_1, cfg.lr_drops)
-    return make_disc_sgd(
-        cfg.learning_rate, total_steps, cfg.disc_momentum, cfg.disc_weight_decay, cfg.lr_drops
     )
 
 

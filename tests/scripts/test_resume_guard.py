@@ -13,8 +13,7 @@ import os
 import pytest
 
 from mtsyn_tf.trainer import loop
-from mtsyn_tf.trainer.config import TrainerConfig
-from mtsyn_tf.trainer.loop import RunConfig
+from mtsyn_tf.trainer.config import RunConfig, TrainerConfig
 
 
 def _cfg(workdir, data, **kwargs):

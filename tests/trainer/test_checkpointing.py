@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from mtsyn_tf.models import get_preset
+from mtsyn_tf.trainer.build import build_trainer
 from mtsyn_tf.trainer.checkpointing import RunCheckpointer
-from mtsyn_tf.trainer.config import TrainerConfig
-from mtsyn_tf.trainer.loop import RunConfig, build_trainer
+from mtsyn_tf.trainer.config import RunConfig, TrainerConfig
 
 
 @pytest.mark.parametrize("preset", ["small", "small_vgg16"])

@@ -18,10 +18,10 @@ import tensorflow as tf
 from test_two_stage import make_batch  # noqa: E402 - sibling test module (rootdir imports)
 
 from mtsyn_tf.models import build_discriminator, build_multitask_model, get_preset
+from mtsyn_tf.trainer.build import build_trainer
 from mtsyn_tf.trainer.callbacks import truncate_history
 from mtsyn_tf.trainer.checkpointing import CheckpointSaveError, RunCheckpointer
-from mtsyn_tf.trainer.config import TrainerConfig
-from mtsyn_tf.trainer.loop import RunConfig, build_trainer
+from mtsyn_tf.trainer.config import RunConfig, TrainerConfig
 from mtsyn_tf.trainer.mtl_adversarial import MultiTaskAdversarialTrainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -174,8 +174,8 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_synthetic_dir
     assert finite_keys > 0
     # Resuming restores exactly the weights of epoch 1's end.
     from mtsyn_tf.models import get_preset
+    from mtsyn_tf.trainer.build import build_trainer
     from mtsyn_tf.trainer.checkpointing import RunCheckpointer
-    from mtsyn_tf.trainer.loop import build_trainer
 
     trainer = build_trainer(cfg, get_preset("small"), tf.distribute.get_strategy(), 4)
     assert RunCheckpointer(trainer, str(tmp_path / "run" / "checkpoints")).restore_latest() == 1

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from mtsyn_tf.models import get_preset
-from mtsyn_tf.trainer.loop import RunConfig, build_trainer
+from mtsyn_tf.trainer.build import build_trainer
+from mtsyn_tf.trainer.config import RunConfig
 from mtsyn_tf.trainer.schedule import CoupledWeightDecaySGD, make_disc_sgd
 
 
