@@ -1,64 +1,152 @@
-"""Trainer settings: the paper's Algorithm 1 and every ablation it reports, by field."""
+"""Trainer and run settings: the paper's Algorithm 1, every ablation it reports, and the run.
+
+Each setting is defined once, here: its type, default, help text and allowed values (the
+field's metadata, see ``setting``). ``scripts/train.py``'s flags are generated from these
+fields (``mtsyn_tf.configs.flags``) and the named experiments (``mtsyn_tf.configs``) are
+values of these classes.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
 from mtsyn_tf.losses.contour import NORMALIZATIONS
-from mtsyn_tf.models.presets import DA_TAPS, TASKS
+from mtsyn_tf.models.presets import DA_TAPS, TASKS, preset_names
+from mtsyn_tf.trainer.precision import PRECISIONS
 
 # λd, λs and the adversarial weight are the reference code's (SPEC §3; the paper gives
 # none). λe = 3 (reference: 1, with its differently scaled edge loss) goes with the contour
 # loss divided by the number of edge pixels: it puts the contour gradient on B between
 # depth's and normals' at initialisation (README "Loss scales"; scripts/diagnose.py).
 DEFAULT_LOSS_WEIGHTS = {"contour": 3.0, "depth": 5.0, "normals": 10.0, "adversarial": 0.05}
+LOSS_WEIGHT_HELP = {
+    "contour": "λe: weight of the contour loss.",
+    "depth": "λd: weight of the depth loss.",
+    "normals": "λs: weight of the surface-normal loss.",
+    "adversarial": "Weight of the adversarial (fool D) term of L_BH.",
+}
 # What D reads at its tap: the BN output before the ReLU (reference code) or after it.
 DISC_FEATURES = ("pre_activation", "post_relu")
+ALL_DA_TAPS = tuple(sorted({tap for taps in DA_TAPS.values() for tap in taps}))
+
+
+def _nonfinite_policies() -> tuple:
+    # Lazy: mtl_adversarial imports this module.
+    from mtsyn_tf.trainer.mtl_adversarial import NONFINITE_POLICIES
+
+    return NONFINITE_POLICIES
+
+
+def setting(
+    default=dataclasses.MISSING,
+    *,
+    help: str,  # noqa: A002 - the flag's help text
+    choices=None,
+    factory=None,
+    flag: str | None = None,
+    follows: str | None = None,
+    cli_default=None,
+    keys: tuple | None = None,
+    key_help: dict | None = None,
+):
+    """A dataclass field that carries its command-line description.
+
+    Args:
+        help: the flag's help text (``--helpfull``) and the field's documentation.
+        choices: allowed values (a tuple, or a zero-argument callable returning one when
+            the values live in a module that imports this one).
+        factory: ``default_factory`` for mutable defaults.
+        flag: the flag's name when it is not the field's name.
+        follows: dotted path of the field this one copies when that one is set and this
+            one is not (``trainer.seed`` follows ``seed``); such a field has no flag.
+        cli_default: the flag's default for a field without one (``workdir``).
+        keys, key_help: a dict field set key by key, one flag per key (``flag`` is then a
+            pattern with ``{key}``, e.g. ``w_{key}``).
+    """
+    metadata = {
+        "help": help,
+        "choices": choices,
+        "flag": flag,
+        "follows": follows,
+        "cli_default": cli_default,
+        "keys": keys,
+        "key_help": key_help,
+    }
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def field_choices(field: dataclasses.Field):
+    choices = field.metadata.get("choices")
+    return choices() if callable(choices) else choices
 
 
 @dataclasses.dataclass
 class TrainerConfig:
-    """What one training run optimises.
+    """What one training run optimises (paper Algorithm 1 and its §4.5 ablations)."""
 
-    Attributes:
-        tasks: task heads trained on synthetic images (single-task ablations: one of them).
-        adapt: adversarial feature-space domain adaptation on/off ("no adaptation" ablation).
-        da_tap: feature tap D looks at: conv1 / conv4 / conv5 (default) / fc6 (the paper's
-            "conv6") for AlexNet; conv5_3 for VGG16. None means the preset's default.
-        bi_fool: "fool the discriminator both ways" (paper §4.5, Table 4 row 9): stage 1
-            also pushes real features toward "synthetic", i.e. adds ``−Σ_j log D(z_yj)``
-            to L_BH, so real images update B too.
-        update_base_with_real: the paper's §3.2 wording of the same loss ("we also tried
-            updating B with real images by adding −Σ_j log D(z_yj) to L_BH"); either flag
-            turns that term on. Both are kept so either of the paper's names works.
-        loss_weights: λ for contour / depth / normals / adversarial.
-        contour_normalization: how the class-balanced contour loss is scaled
-            (``losses.contour.NORMALIZATIONS``): "edges" (default) divides by the number
-            of edge pixels, so its gradients on B are of the order of depth's and
-            normals'; "pixels" is the old per-pixel mean; "reference" the reference
-            code's (#non-edge/#edge)-weighted BCE.
-        disc_features: "pre_activation" (default, reference code): D reads the tap's BN
-            output before the ReLU; "post_relu": after it (mtsyn_tf before issue 12).
-        pool_size, pool_swap_prob: D's history pool of past synthetic features (0 disables).
-        grayscale: the paper's input: one random RGB channel repeated three times.
-        min_edge_pixels: the input pipeline replaces a synthetic image with fewer contour
-            pixels by another random one (reference: 350; 0 keeps every image).
-        seed: base seed of the in-step randomness (grayscale channel, pool).
-    """
-
-    tasks: tuple = TASKS
-    adapt: bool = True
-    da_tap: str | None = None
-    bi_fool: bool = False
-    update_base_with_real: bool = False
-    loss_weights: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_LOSS_WEIGHTS))
-    contour_normalization: str = "edges"
-    disc_features: str = "pre_activation"
-    pool_size: int = 128
-    pool_swap_prob: float = 0.5
-    grayscale: bool = True
-    min_edge_pixels: int = 350
-    seed: int = 0
+    tasks: tuple[str, ...] = setting(
+        TASKS,
+        choices=TASKS,
+        help="Task heads trained on synthetic images (single-task ablations: one of them).",
+    )
+    adapt: bool = setting(
+        True,
+        help="Adversarial feature-space domain adaptation (False: the 'no adaptation' ablation).",
+    )
+    da_tap: str | None = setting(
+        None,
+        choices=ALL_DA_TAPS,
+        help="Feature tap D looks at: conv1 / conv4 / conv5 / fc6 (the paper's 'conv6') for "
+        "AlexNet, conv5_3 for VGG16. Default (None): the preset's, conv5 / conv5_3.",
+    )
+    bi_fool: bool = setting(
+        False,
+        help="Fool D both ways (paper §4.5, Table 4 row 9): stage 1 also pushes real features "
+        "toward 'synthetic', i.e. adds −Σ_j log D(z_yj) to L_BH, so real images update B too.",
+    )
+    update_base_with_real: bool = setting(
+        False,
+        help="The paper's §3.2 name of the --bi_fool loss ('we also tried updating B with real "
+        "images by adding −Σ_j log D(z_yj) to L_BH'); either flag turns that term on.",
+    )
+    loss_weights: dict = setting(
+        factory=lambda: dict(DEFAULT_LOSS_WEIGHTS),
+        flag="w_{key}",
+        keys=tuple(DEFAULT_LOSS_WEIGHTS),
+        key_help=LOSS_WEIGHT_HELP,
+        help="λ for contour / depth / normals / adversarial.",
+    )
+    contour_normalization: str = setting(
+        "edges",
+        choices=NORMALIZATIONS,
+        help="Contour loss scale: 'edges' (class-balanced sum / #edge pixels, so its gradients "
+        "on B are of the order of depth's and normals'), 'pixels' (/ #pixels, before issue 12), "
+        "'reference' (the reference code's #non-edge/#edge-weighted BCE).",
+    )
+    disc_features: str = setting(
+        "pre_activation",
+        choices=DISC_FEATURES,
+        help="What D reads at its tap: the BN output before the ReLU ('pre_activation', "
+        "reference code) or after it ('post_relu', mtsyn_tf before issue 12).",
+    )
+    pool_size: int = setting(128, help="D's history pool of past synthetic features (0 disables).")
+    pool_swap_prob: float = setting(0.5, help="History pool swap probability.")
+    grayscale: bool = setting(
+        True, help="The paper's input: one random RGB channel repeated three times."
+    )
+    min_edge_pixels: int = setting(
+        350,
+        help="The input pipeline replaces a synthetic image with fewer contour pixels by "
+        "another random one (reference: 350; 0 keeps every image).",
+    )
+    seed: int = setting(
+        0,
+        follows="seed",
+        help="Base seed of the in-step randomness (grayscale channel, pool); set with the "
+        "run's seed.",
+    )
 
     def validate(self, arch: str, model_tasks) -> TrainerConfig:
         tasks = tuple(self.tasks)
@@ -139,43 +227,101 @@ DISC_OPTIMIZERS = ("sgd", "adam")
 class RunConfig:
     """Everything a run needs; the resolved copy is written to ``<workdir>/config.json``."""
 
-    workdir: str
-    synthetic_dir: str
-    real_source: str = "embedded"
-    places365_data_dir: str | None = None
-    preset: str = "paper_alexnet"
-    preset_overrides: dict = dataclasses.field(default_factory=dict)
+    workdir: str = setting(
+        cli_default="workspace/runs/default",
+        help="Run directory (config, checkpoints, TensorBoard, exports).",
+    )
+    synthetic_dir: str = setting(
+        cli_default="workspace/data/synthetic/demo", help="Directory of synthetic TFRecord shards."
+    )
+    real_source: str = setting(
+        "embedded",
+        help="'embedded' (photos shipped with scikit-image/-learn), 'places365', a photo folder "
+        "or real shards.",
+    )
+    places365_data_dir: str | None = setting(None, help="tfds data_dir holding places365_small.")
+    preset: str = setting("paper_alexnet", choices=preset_names, help="Model preset.")
+    preset_overrides: dict = setting(
+        factory=dict,
+        help="JSON dict of preset fields to override, e.g. '{\"decoder_width\": 32}'.",
+    )
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
-    batch_size: int = 28
-    epochs: int = 30
-    steps_per_epoch: int = 1000
-    learning_rate: float = 1e-3
-    beta_1: float = 0.5
-    lr_drops: tuple = (0.6, 0.9)
-    seed: int = 0
-    deterministic: bool = True
-    strategy: str = "auto"
-    eval_split: str = "test"
-    eval_batches: int | None = None
-    image_summaries: bool = True
-    verbose: int = 1
+    batch_size: int = setting(
+        28, help="Per-replica batch size for each domain (reference: 28 × 8 GPUs)."
+    )
+    epochs: int = setting(30, help="Epochs (checkpoints and resume points are at epoch ends).")
+    steps_per_epoch: int = setting(1000, help="Training steps per epoch.")
+    learning_rate: float = setting(1e-3, help="Base learning rate of all three optimizers.")
+    beta_1: float = setting(0.5, help="Adam β1.")
+    lr_drops: tuple[float, ...] = setting(
+        (0.6, 0.9), help="Fractions of training where the LR is multiplied by 0.1."
+    )
+    seed: int = setting(
+        0, help="Seed of initialisation, data order, augmentation and in-step randomness."
+    )
+    deterministic: bool = setting(True, help="Deterministic ops and data order (exact resume).")
+    strategy: str = setting(
+        "auto", choices=STRATEGIES, help="tf.distribute strategy ('auto': mirrored on >1 GPU)."
+    )
+    eval_split: str = setting(
+        "test", help="Held-out synthetic split evaluated at the end ('none': skip)."
+    )
+    eval_batches: int | None = setting(
+        None, help="Batches of --eval_split evaluated at the end (default: all of it)."
+    )
+    image_summaries: bool = setting(
+        True, help="Write prediction images to TensorBoard at each epoch end."
+    )
+    verbose: int = setting(1, help="Keras verbosity (1: progress bar, 2: one line per epoch).")
     # Scale, speed, robustness (README: "Distributed training, mixed precision, fault tolerance").
-    precision: str = "float32"  # or "mixed": mixed_float16 on GPU, mixed_bfloat16 on CPU
-    grad_accum_steps: int = 1  # micro-batches of batch_size per optimizer step
-    nonfinite_policy: str = "stop"  # or "skip": roll back non-finite stages, count them
-    optimizer: str = "adam"  # B and H; "sgd": plain SGD with the same schedule (comparisons)
-    disc_optimizer: str = "sgd"  # D: reference SGD (momentum, weight decay); "adam": as B/H
-    disc_momentum: float = 0.9
-    disc_weight_decay: float = 5e-4
+    precision: str = setting(
+        "float32",
+        choices=PRECISIONS,
+        help="'mixed': mixed_float16 on GPU, mixed_bfloat16 on CPU.",
+    )
+    grad_accum_steps: int = setting(
+        1,
+        help="Accumulate both stages' gradients over k micro-batches of --batch_size per update "
+        "(effective batch = batch_size × replicas × k; BatchNorm still sees micro-batches).",
+    )
+    nonfinite_policy: str = setting(
+        "stop",
+        choices=_nonfinite_policies,
+        help="'stop': stop at the first NaN/Inf loss; 'skip': roll back that stage's update "
+        "and count it.",
+    )
+    optimizer: str = setting(
+        "adam",
+        choices=OPTIMIZERS,
+        help="B/H optimizer ('sgd': plain SGD with the same schedule, for comparisons).",
+    )
+    disc_optimizer: str = setting(
+        "sgd",
+        choices=DISC_OPTIMIZERS,
+        help="D's optimizer: 'sgd' (reference: momentum, weight decay) or 'adam' (as B/H).",
+    )
+    disc_momentum: float = setting(0.9, help="Momentum of D's SGD.")
+    disc_weight_decay: float = setting(
+        5e-4, help="L2 weight decay of D's SGD (added to gradients)."
+    )
     # Augmentation (README "Deviations"): the same crop/flip policy for both domains and
     # no colour jitter by default; extra augmentation is opt-in per domain.
-    min_scale: float = 0.5
-    real_min_scale: float | None = None  # None: min_scale
-    synthetic_jitter: bool = False
-    real_jitter: bool = False
-    jit_compile: bool = False  # XLA for the train step (one device only)
-    profile_steps: tuple | None = None  # (START, STOP): profiler trace in <workdir>/profile
-    restart: bool = False  # delete the run already in workdir and train from scratch
+    min_scale: float = setting(0.5, help="Smallest random crop side / short side, both domains.")
+    real_min_scale: float | None = setting(
+        None, help="Smallest crop side for real photos only (default: --min_scale)."
+    )
+    synthetic_jitter: bool = setting(False, help="Colour jitter on synthetic images (opt-in).")
+    real_jitter: bool = setting(False, help="Colour jitter on real photos (opt-in).")
+    jit_compile: bool = setting(False, help="XLA-compile the train step (one device only).")
+    profile_steps: tuple[int, ...] | None = setting(
+        None, help="START,STOP: write a TensorBoard profiler trace to <workdir>/profile."
+    )
+    restart: bool = setting(
+        False,
+        help="Delete the run already in --workdir (checkpoints, history, config.json, exports) "
+        "and train from scratch. Without it, a --workdir whose config.json records other "
+        "settings (batch size, seed, steps, data, ...) is refused instead of resumed.",
+    )
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
