@@ -3,7 +3,8 @@
 One process per host; every process gets the same command except --task_index (or its
 own TF_CONFIG), and the same --workdir on a shared filesystem. --batch_size is per
 worker (per replica), so the global batch is batch_size × workers × grad_accum_steps.
-All of scripts/train.py's flags apply (except --strategy and --jit_compile).
+The run flags are scripts/train.py's (generated from RunConfig's fields, --config and
+--set included; --strategy and --jit_compile do not apply).
 
 Examples:
   # Two workers on one machine (loopback ports):
@@ -14,7 +15,7 @@ Examples:
 
   # Or with TF_CONFIG (what Kubernetes operators set):
   TF_CONFIG='{"cluster": {"worker": ["w0:2222", "w1:2222"]}, "task": {"type": "worker", "index": 0}}' \
-      python scripts/train_multi_worker.py --workdir=/shared/runs/mw ...
+      python scripts/train_multi_worker.py --config=paper/full_model --workdir=/shared/runs/mw ...
 
 Without --worker_hosts and TF_CONFIG it trains in this process alone with the same loop
 (a one-process reference for the same global batch). Re-running resumes.
@@ -23,23 +24,22 @@ Without --worker_hosts and TF_CONFIG it trains in this process alone with the sa
 from __future__ import annotations
 
 import json
-import os
-import sys
 
-# scripts/train.py defines every run flag; reuse them rather than repeat them here.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from absl import flags
 
-from absl import flags  # noqa: E402
-from train import FLAGS, RUN_ERRORS, run_config_from_flags  # noqa: E402
-
-from mtsyn_tf.cli import run  # noqa: E402
-from mtsyn_tf.trainer.multi_worker import (  # noqa: E402
+from mtsyn_tf.cli import run
+from mtsyn_tf.configs.flags import config_from_flags, define_flags
+from mtsyn_tf.trainer.callbacks import NonFiniteLossError
+from mtsyn_tf.trainer.checkpointing import CheckpointSaveError
+from mtsyn_tf.trainer.multi_worker import (
     ClusterConfigError,
     PeerUnavailableError,
     resolve_tf_config,
     train_multi_worker,
 )
 
+FLAGS = flags.FLAGS
+define_flags(FLAGS)
 flags.DEFINE_list(
     "worker_hosts", [], "host:port of every worker, in task order (else $TF_CONFIG is used)."
 )
@@ -59,7 +59,7 @@ def main(argv):
     del argv
     tf_config = resolve_tf_config(FLAGS.worker_hosts, FLAGS.task_index)
     results = train_multi_worker(
-        run_config_from_flags(),
+        config_from_flags(FLAGS),
         tf_config,
         peer_timeout_s=FLAGS.peer_timeout_s,
         collective_timeout_s=FLAGS.collective_timeout_s,
@@ -71,5 +71,5 @@ if __name__ == "__main__":
     run(
         main,
         "train_multi_worker.py",
-        (ClusterConfigError, PeerUnavailableError, *RUN_ERRORS),
+        (ClusterConfigError, PeerUnavailableError, NonFiniteLossError, CheckpointSaveError),
     )
