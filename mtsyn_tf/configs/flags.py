@@ -28,6 +28,9 @@ from mtsyn_tf.configs.settings import (
 )
 from mtsyn_tf.trainer.config import RunConfig
 
+# The flags defined here belong to the script that calls define_flags (its --help lists them).
+flags.disclaim_key_flags()
+
 CONFIG_FLAG = "config"
 SET_FLAG = "set"
 
