@@ -56,9 +56,6 @@ class Setting:
         base = self.base_type
         if self.optional and text.strip().lower() in ("none", "null", ""):
             return None
-        if typing.get_origin(base) is tuple:
-            items = [item.strip() for item in text.split(",") if item.strip()]
-            return self.check(items, source)
         if base is dict:
             try:
                 value = json.loads(text)
