@@ -24,8 +24,9 @@ PAPER_REPLICAS = 8
 PAPER_IMAGES = 500_000  # Table 4 "#data" of rows 1-9
 PAPER_IMAGES_LARGE = 1_500_000  # Table 4 row 10, the final model
 
-# Demo: measured on a 2-core CPU (README "Named experiments"): ~0.9 s per step of the small
-# preset at batch 8, so 3 × 60 steps ≈ 3 min of training per run.
+# Demo: 3 × 60 steps of batch 8 on the small preset. Measured on a shared 2-core CPU (load
+# 5-20): ~1 s per step, 191 s of training for demo/multitask_da_conv5 (130 s for demo/depth);
+# the whole DA run (import, build, train, evaluate) used 111 s of CPU time.
 DEMO_BATCH = 8
 DEMO_EPOCHS = 3
 DEMO_STEPS_PER_EPOCH = 60
