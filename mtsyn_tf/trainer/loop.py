@@ -52,6 +52,8 @@ from mtsyn_tf.trainer.run_record import (
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """``auto``: MirroredStrategy on several GPUs, else TF's default strategy (one device).
 
+    ``mirrored``: MirroredStrategy over every GPU, or every logical CPU without GPUs.
+
     ``auto`` prefers the default strategy over ``OneDeviceStrategy`` on one device because
     the input pipeline is re-distributed under ``OneDeviceStrategy``, and we measured
     that (under Keras ``fit``, TF 2.21) to reorder some augmentation seeds from run to run,
@@ -61,7 +63,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         raise ValueError(f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}")
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy()
+        # Every GPU, else every logical CPU (one unless split, as tests/trainer does).
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     return tf.distribute.get_strategy()
