@@ -156,7 +156,9 @@ def _train(cfg: RunConfig, preset: dict, extra_callbacks, cluster: Cluster | Non
     dataset = _training_dataset(cfg, strategy, image_size, initial_epoch * cfg.steps_per_epoch)
     # Keras 3's evaluate does not run under MultiWorkerMirroredStrategy: a cluster run is
     # evaluated afterwards (scripts/evaluate.py on the chief's workdir).
-    eval_ds = _eval_dataset(cfg, image_size) if cluster is None else None
+    eval_ds = (
+        _eval_dataset(cfg, image_size, strategy.num_replicas_in_sync) if cluster is None else None
+    )
     callbacks = _run_callbacks(cfg, checkpointer, chief, initial_epoch, eval_ds)
     counter = StepCounter()
     callbacks += [*extra_callbacks, counter]
@@ -263,7 +265,12 @@ def _training_dataset(cfg: RunConfig, strategy, image_size: int, skip_steps: int
     return distribute_global_batches(strategy, global_batches, per_replica)
 
 
-def _eval_dataset(cfg: RunConfig, image_size: int):
+def _eval_dataset(cfg: RunConfig, image_size: int, replicas: int = 1):
+    """Held-out batches of ``batch_size`` per replica (None without the split).
+
+    With several replicas a final batch that does not split evenly is left out: Keras'
+    ``evaluate`` under MirroredStrategy fails on replicas with unequal batches (TF 2.21).
+    """
     try:
         shards.list_shards(cfg.synthetic_dir, cfg.eval_split)
     except ValueError:
@@ -272,9 +279,14 @@ def _eval_dataset(cfg: RunConfig, image_size: int):
         )
         return None
     ds = pipeline.make_eval_dataset(
-        cfg.synthetic_dir, cfg.eval_split, batch_size=cfg.batch_size, image_size=image_size
+        cfg.synthetic_dir,
+        cfg.eval_split,
+        batch_size=cfg.batch_size * replicas,
+        image_size=image_size,
     )
     ds = ds.map(lambda b: {k: b[k] for k in ("image", "depth", "normals", "contour", "valid")})
+    if replicas > 1:
+        ds = ds.filter(lambda b: tf.shape(b["image"])[0] % replicas == 0)
     return ds.take(cfg.eval_batches) if cfg.eval_batches else ds
 
 
