@@ -22,9 +22,6 @@ from test_multi_worker import (  # noqa: E402 - sibling test module (rootdir imp
     tensorboard_tags,
 )
 
-from mtsyn_tf.trainer.config import RunConfig, TrainerConfig
-from mtsyn_tf.trainer.loop import train
-
 HELPER = os.path.join(os.path.dirname(__file__), "mirrored_run.py")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -46,9 +43,8 @@ def _fields(data_dir, workdir, batch_size, **extra):
     )
 
 
-def test_mirrored_replicas_train_the_one_device_run(tiny_synthetic_dir, tmp_path):
+def _run(fields) -> dict:
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
-    fields = _fields(tiny_synthetic_dir, tmp_path / "mirrored", 1, strategy="mirrored")
     proc = subprocess.run(
         [sys.executable, HELPER, json.dumps(fields)],
         env=env,
@@ -57,14 +53,20 @@ def test_mirrored_replicas_train_the_one_device_run(tiny_synthetic_dir, tmp_path
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    mirrored = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    fields = _fields(tiny_synthetic_dir, tmp_path / "single", 2)
-    fields["trainer"] = TrainerConfig(**fields["trainer"])
-    single = train(RunConfig(**fields))
 
-    recorded = json.loads((tmp_path / "mirrored" / "config.json").read_text())
-    assert recorded["num_replicas"] == 2
+def test_mirrored_replicas_train_the_one_device_run(tiny_synthetic_dir, tmp_path):
+    # Both in the same two-logical-CPU process setup (thread pools included); "auto" on
+    # CPUs is TF's default strategy, one device.
+    mirrored = _run(_fields(tiny_synthetic_dir, tmp_path / "mirrored", 1, strategy="mirrored"))
+    single = _run(_fields(tiny_synthetic_dir, tmp_path / "single", 2, strategy="auto"))
+
+    replicas = [
+        json.loads((tmp_path / run / "config.json").read_text())["num_replicas"]
+        for run in ("mirrored", "single")
+    ]
+    assert replicas == [2, 1]
     assert (mirrored["initial_epoch"], mirrored["steps_run"]) == (0, 4)
     assert mirrored.keys() == single.keys()  # eval and the SavedModel on both
     assert tensorboard_tags(tmp_path / "mirrored") == tensorboard_tags(tmp_path / "single")

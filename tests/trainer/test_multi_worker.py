@@ -324,13 +324,15 @@ def assert_weights_close(run_dir, reference_dir, fraction):
     final = _weights(tf.train.load_checkpoint(os.path.join(ref_dir, "ckpt-2")))
     before = _weights(tf.train.load_checkpoint(os.path.join(ref_dir, "ckpt-1")))
     assert len(run) > 50 and run.keys() == final.keys()
-    errors = []
+    errors, worst = [], 0.0
     for key, y in final.items():
         update = np.abs(y - before[key]).max()
         bound = fraction * update + 4 * np.finfo(np.float32).eps * np.abs(y).max()
         error = np.abs(run[key] - y).max()
+        worst = max(worst, error / update if update else 0.0)
         if not error <= bound:
             errors.append(f"{key}: {error:.3g} > {bound:.3g} (update {update:.3g})")
+    print(f"largest error / update: {worst:.3f}")
     assert not errors, errors
 
 
