@@ -315,24 +315,27 @@ def _weights(reader):
     return {k: reader.get_tensor(k) for k in keys}
 
 
-def assert_weights_close(run_dir, reference_dir, fraction):
+def assert_weights_close(run_dir, reference_dir, fraction, of_largest=0.0):
     """Each variable of ``run_dir``'s last checkpoint is within ``fraction`` of the
     reference run's last-epoch update (ckpt-2 - ckpt-1) of it, plus 4 float32 ulps of its
-    largest element (variables whose update is a few ulps, e.g. BatchNorm betas)."""
+    largest element (variables whose update is a few ulps, e.g. BatchNorm betas), plus
+    ``of_largest`` × the largest update of any variable."""
     ref_dir = os.path.join(reference_dir, "checkpoints")
     run = _weights(tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints")))
     final = _weights(tf.train.load_checkpoint(os.path.join(ref_dir, "ckpt-2")))
     before = _weights(tf.train.load_checkpoint(os.path.join(ref_dir, "ckpt-1")))
     assert len(run) > 50 and run.keys() == final.keys()
     errors, worst = [], 0.0
+    largest = max(np.abs(y - before[key]).max() for key, y in final.items())
     for key, y in final.items():
         update = np.abs(y - before[key]).max()
         bound = fraction * update + 4 * np.finfo(np.float32).eps * np.abs(y).max()
+        bound += of_largest * largest
         error = np.abs(run[key] - y).max()
         worst = max(worst, error / update if update else 0.0)
         if not error <= bound:
             errors.append(f"{key}: {error:.3g} > {bound:.3g} (update {update:.3g})")
-    print(f"largest error / update: {worst:.3f}")
+    print(f"largest error / update: {worst:.3f}; largest update {largest:.3g}")
     assert not errors, errors
 
 
