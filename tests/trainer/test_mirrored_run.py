@@ -8,16 +8,17 @@ the tolerances are those of the two-worker test (``test_multi_worker.py``'s docs
 derives them): plain SGD at 1e-3, grayscale off, a pool still filling, synced BatchNorm;
 what differs is float32 summation order and the synced variance's E[x²] - E[x]².
 
-Weights: as in the two-worker test, each variable within 50 % of its epoch-2 update plus
-4 ulp, plus 5 % of the largest update of any variable. The floor is for the conv kernels
-that feed a BatchNorm (conv2..conv4): BN is invariant to their scale and, over a global
-batch of 2, projects nearly all of their gradient out, so their updates are sums of
-nearly cancelling terms, ~100x smaller than the largest update and set by rounding.
-Measured (same machine, deterministic): conv2/conv3 differ by 1.2x their update with
-TF_ENABLE_ONEDNN_OPTS=0 and conv4 by 3.5x (1.4e-5) with oneDNN on restricted to AVX2;
-every other variable within 50 %. The losses carry the equivalence: a replica fed the
-other's rows, BatchNorm over one replica's rows, or logs summed instead of averaged over
-replicas (a mutation tried) move them far outside the bounds.
+Weights: each variable within 5x its epoch-2 update plus 4 ulp (the two-worker test
+holds 50 %). The conv kernels that feed a BatchNorm (conv2..conv4) are why: BN is
+invariant to their scale and, over a global batch of 2, projects nearly all of their
+gradient out, so their updates (~1e-5, the largest update in the run is ~1) are sums of
+nearly cancelling terms, set by rounding. Measured (same machine, deterministic): the
+worst variable differs by 1.2x its update with TF_ENABLE_ONEDNN_OPTS=0 and 3.5x
+(conv4's kernel, 1.4e-5) with oneDNN on restricted to AVX2. The losses carry the
+equivalence: a replica fed the other's rows, BatchNorm over one replica's rows, or logs
+summed instead of averaged over replicas (a mutation tried) move them far outside the
+bounds. Why mirrored replicas spread the BN-fed kernels more than two workers do is not
+understood yet.
 """
 
 from __future__ import annotations
@@ -82,4 +83,4 @@ def test_mirrored_replicas_train_the_one_device_run(tiny_synthetic_dir, tmp_path
     assert mirrored.keys() == single.keys()  # eval and the SavedModel on both
     assert tensorboard_tags(tmp_path / "mirrored") == tensorboard_tags(tmp_path / "single")
     assert_history_close(tmp_path / "mirrored", tmp_path / "single")
-    assert_weights_close(tmp_path / "mirrored", tmp_path / "single", fraction=0.5, of_largest=0.05)
+    assert_weights_close(tmp_path / "mirrored", tmp_path / "single", fraction=5.0)
