@@ -1,15 +1,17 @@
-"""A whole training run: data, strategy, trainer, checkpoints, summaries, final export.
+"""The run driver: one training run on one device, several GPUs or several hosts.
 
-``train(RunConfig(...))`` is what ``scripts/train.py`` and the demo call. It checks every
-input before the first step (preset, tap, loss weights, data paths, image sizes, an
-existing run's preset) and resumes from ``<workdir>/checkpoints`` when present.
+``train(RunConfig(...))`` is what ``scripts/train.py`` and the demo call;
+``multi_worker.train_multi_worker`` calls it with a ``cluster``. It checks every input
+before the first step (``run_checks``), resumes from ``<workdir>/checkpoints`` when
+present, and trains through the one epoch loop of ``epoch_loop`` with one callback list
+(history, TensorBoard, checkpoints, the non-finite guard, profiler, image summaries).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
+import tempfile
 import time
 
 import keras
@@ -18,14 +20,13 @@ from absl import logging
 
 from mtsyn_tf import runtime
 from mtsyn_tf.data import pipeline, shards
-from mtsyn_tf.io_utils import check_output_dir
 from mtsyn_tf.models import get_preset
-from mtsyn_tf.models.preprocessor import InputContract
 from mtsyn_tf.trainer import callbacks as cbs
 from mtsyn_tf.trainer import precision as mp
 from mtsyn_tf.trainer import profiling
 from mtsyn_tf.trainer.build import build_trainer
 from mtsyn_tf.trainer.checkpointing import RunCheckpointer
+from mtsyn_tf.trainer.cluster import PEER_ERRORS, Cluster, agree_across_replicas
 from mtsyn_tf.trainer.config import (  # noqa: F401  (re-exported: older imports)
     DISC_OPTIMIZERS,
     OPTIMIZERS,
@@ -33,11 +34,17 @@ from mtsyn_tf.trainer.config import (  # noqa: F401  (re-exported: older imports
     RunConfig,
     TrainerConfig,
 )
-from mtsyn_tf.trainer.mtl_adversarial import NONFINITE_POLICIES
+from mtsyn_tf.trainer.epoch_loop import (
+    StepCounter,
+    distribute_global_batches,
+    run_epochs,
+    weights_digest,
+)
+from mtsyn_tf.trainer.run_checks import check_run_inputs, name_corrupt_shard
 from mtsyn_tf.trainer.run_record import (
-    data_manifest,
-    git_commit,
-    package_versions,
+    delete_run,
+    record_run,
+    remove_partial_run,
     write_json_atomic,
 )
 
@@ -45,225 +52,23 @@ from mtsyn_tf.trainer.run_record import (
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """``auto``: MirroredStrategy on several GPUs, else TF's default strategy (one device).
 
+    ``mirrored``: MirroredStrategy over every GPU, or every logical CPU without GPUs.
+
     ``auto`` prefers the default strategy over ``OneDeviceStrategy`` on one device because
-    Keras re-distributes the input pipeline under ``OneDeviceStrategy`` and we measured
-    that to reorder some augmentation seeds from run to run (TF 2.21), which breaks exact
-    resume; the default strategy keeps the pipeline bit-reproducible.
+    the input pipeline is re-distributed under ``OneDeviceStrategy``, and we measured
+    that (under Keras ``fit``, TF 2.21) to reorder some augmentation seeds from run to run,
+    which breaks exact resume; the default strategy keeps the pipeline bit-reproducible.
     """
     if name not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}")
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy()
+        # Every GPU, else every logical CPU (one unless split, as tests/trainer does).
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     return tf.distribute.get_strategy()
-
-
-def _check_run_inputs(cfg: RunConfig) -> dict:
-    """Fails fast, before any model is built, on anything that would fail later."""
-    preset = get_preset(cfg.preset, **cfg.preset_overrides)
-    cfg.trainer.validate(preset["arch"], preset["tasks"])
-    for name in ("batch_size", "epochs", "steps_per_epoch", "grad_accum_steps"):
-        if getattr(cfg, name) <= 0:
-            raise ValueError(f"{name} must be > 0. Received: {name}={getattr(cfg, name)}")
-    mp.resolve_policy(cfg.precision)
-    profiling.parse_profile_steps(cfg.profile_steps)
-    if cfg.nonfinite_policy not in NONFINITE_POLICIES:
-        raise ValueError(
-            f"nonfinite_policy must be one of {NONFINITE_POLICIES}. "
-            f"Received: nonfinite_policy={cfg.nonfinite_policy!r}"
-        )
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}. Received: {cfg.optimizer!r}")
-    if cfg.disc_optimizer not in DISC_OPTIMIZERS:
-        raise ValueError(
-            f"disc_optimizer must be one of {DISC_OPTIMIZERS}. Received: {cfg.disc_optimizer!r}"
-        )
-    if not 0 <= cfg.disc_momentum < 1 or not cfg.disc_weight_decay >= 0:
-        raise ValueError(
-            "disc_momentum must be in [0, 1) and disc_weight_decay >= 0. Received: "
-            f"disc_momentum={cfg.disc_momentum}, disc_weight_decay={cfg.disc_weight_decay}"
-        )
-    for name in ("min_scale", "real_min_scale"):
-        value = getattr(cfg, name)
-        if value is not None and not 0 < value <= 1:
-            raise ValueError(f"{name} must be in (0, 1]. Received: {name}={value}")
-    _check_training_data(cfg)
-    check_output_dir(cfg.workdir, "--workdir")
-    if not cfg.restart:
-        _check_resume_config(cfg, preset)
-    return preset
-
-
-# Shards up to this size are hashed before training (about a second per GiB): a wrong or
-# stale sha256 is caught before the first step. Larger sets get the free size check only;
-# a corrupt record then stops training with the shard named (see _name_corrupt_shard).
-VERIFY_SHA256_MAX_BYTES = 1 << 30
-
-
-def _check_training_data(cfg: RunConfig) -> None:
-    try:
-        manifest = shards.read_manifest(cfg.synthetic_dir)
-        shards.list_shards(cfg.synthetic_dir, "train")
-    except ValueError as err:
-        raise ValueError(
-            f"--synthetic_dir has no training shards: {err} Render a set with "
-            "scripts/render.py or convert one with scripts/make_tfrecords.py."
-        ) from None
-    if manifest.get("kind") != "synthetic":
-        raise ValueError(
-            f"--synthetic_dir holds {manifest.get('kind')!r} shards; expected 'synthetic' "
-            f"(rendered or converted with labels). Received: {cfg.synthetic_dir!r}"
-        )
-    _verify(cfg.synthetic_dir, "train")
-    real = cfg.real_source
-    if os.path.isfile(os.path.join(real, shards.MANIFEST_NAME)):
-        if shards.read_manifest(real).get("kind") != "real":
-            raise ValueError(
-                f"--real_source holds {shards.read_manifest(real).get('kind')!r} shards; "
-                f"expected 'real' (photos). Received: {real!r}"
-            )
-        _verify(real, "train")
-    elif real not in ("embedded", "places365") and not os.path.isdir(real):
-        raise ValueError(
-            "--real_source must be 'embedded', 'places365', a photo folder or a directory of "
-            f"real shards. Received: {real!r}"
-        )
-
-
-def _verify(data_dir: str, split: str) -> None:
-    large = shards.total_bytes(data_dir, split) > VERIFY_SHA256_MAX_BYTES
-    if large:
-        logging.info(
-            "%s is large: checking shard sizes only (not sha256) before training.", data_dir
-        )
-    shards.verify_shards(data_dir, split, level="size" if large else "sha256")
-
-
-# Settings that may change between a run and its resumption: they do not change what is
-# trained (paths are compared through the data manifests instead).
-RESUMABLE_FIELDS = frozenset(
-    {
-        "workdir",
-        "verbose",
-        "image_summaries",
-        "eval_batches",
-        "eval_split",
-        "profile_steps",
-        "places365_data_dir",
-        "synthetic_dir",
-        "real_source",
-        "restart",
-    }
-)
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in d.items():
-        if isinstance(value, dict) and key != "preset_overrides":
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _check_resume_config(cfg: RunConfig, preset: dict) -> None:
-    """Refuses to resume a run whose recorded settings differ from the requested ones.
-
-    Resuming skips ``epoch × steps_per_epoch`` batches of a stream seeded by ``seed`` and
-    continues a learning-rate schedule sized by ``epochs × steps_per_epoch``: with another
-    batch size, seed, step count, data or loss setting the result would be neither run.
-    """
-    existing = os.path.join(cfg.workdir, "config.json")
-    if not os.path.exists(existing):
-        return
-    try:
-        with open(existing, encoding="utf-8") as f:
-            previous = json.load(f)
-        if not isinstance(previous, dict):
-            raise ValueError(f"a JSON object, not {type(previous).__name__}")
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise ValueError(
-            f"Cannot resume: {existing} is unreadable ({err}). Pass --restart to delete the "
-            "run and start over, or use another --workdir."
-        ) from None
-    prev_preset = previous.get("resolved_preset")
-    if prev_preset is not None and prev_preset != json.loads(json.dumps(preset)):
-        raise ValueError(
-            f"{cfg.workdir} holds a run of a different model (preset "
-            f"{previous.get('preset')!r} with different settings) than requested "
-            f"({cfg.preset!r}). Use another --workdir, the same preset to resume, or "
-            "--restart to start over."
-        )
-    requested = _flatten(json.loads(json.dumps(cfg.to_dict(), default=str)))
-    recorded = _flatten({k: v for k, v in previous.items() if k in cfg.to_dict()})
-    differing = [
-        f"{key} ({recorded[key]!r} -> {requested[key]!r})"
-        for key in sorted(requested)
-        if key.split(".")[0] not in RESUMABLE_FIELDS
-        and key in recorded
-        and recorded[key] != requested[key]
-    ]
-    manifests = previous.get("data_manifests") or {}
-    current = _data_manifests(cfg)
-    for name, flag in (("synthetic", "synthetic_dir"), ("real", "real_source")):
-        if name in manifests and manifests[name] != current[name]:
-            differing.append(f"{flag} (other data than recorded)")
-    if differing:
-        raise ValueError(
-            f"Cannot resume {cfg.workdir}: its config.json records other settings: "
-            f"{', '.join(differing)}. Pass the recorded values to resume, --restart to delete "
-            "the run and start over, or use another --workdir."
-        )
-
-
-# What a run writes into its workdir (deleted by restart=True; nothing else is touched).
-RUN_ARTIFACTS = (
-    "checkpoints",
-    "config.json",
-    "history.csv",
-    "eval.json",
-    "tensorboard",
-    "profile",
-    "saved_model_base",
-)
-
-
-def _delete_run(workdir: str) -> None:
-    for name in RUN_ARTIFACTS:
-        path = os.path.join(workdir, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        elif os.path.lexists(path):
-            os.remove(path)
-
-
-def _data_manifests(cfg: RunConfig) -> dict:
-    return {
-        "synthetic": data_manifest(cfg.synthetic_dir),
-        # A photo folder has no manifest: its path stands for it.
-        "real": (data_manifest(cfg.real_source) if os.path.isdir(cfg.real_source) else None)
-        or cfg.real_source,
-    }
-
-
-def _record_run(cfg: RunConfig, preset: dict, strategy) -> None:
-    write_json_atomic(
-        os.path.join(cfg.workdir, "config.json"),
-        {
-            **cfg.to_dict(),
-            "resolved_preset": preset,
-            # What the model must be fed at test time; every loader reads this back.
-            "input_contract": InputContract.for_grayscale(cfg.trainer.grayscale).record(),
-            "num_replicas": strategy.num_replicas_in_sync,
-            "dtype_policy": mp.resolve_policy(cfg.precision),
-            "versions": package_versions(),
-            "git_commit": git_commit(),
-            "data_manifests": _data_manifests(cfg),
-        },
-    )
 
 
 def pipeline_options(cfg: RunConfig) -> dict:
@@ -277,90 +82,152 @@ def pipeline_options(cfg: RunConfig) -> dict:
     }
 
 
-def train(cfg: RunConfig, extra_callbacks=()) -> dict:
+def train(cfg: RunConfig, extra_callbacks=(), cluster: Cluster | None = None) -> dict:
     """Runs (or resumes) training; returns final held-out metrics and artifact paths.
+
+    One driver for every strategy: validate → seed → strategy → build → restore → record
+    → data → the epoch loop (``epoch_loop.run_epochs``) → evaluate → export. ``cluster``
+    (``trainer/cluster.py``) makes this process one worker of a
+    ``MultiWorkerMirroredStrategy`` run; without it ``cfg.strategy`` picks the one-host
+    strategy (one device, or MirroredStrategy over this host's GPUs).
 
     ``extra_callbacks`` are appended after the run's own (checkpoints come first, so a
     callback that stops training at an epoch end still leaves that epoch's checkpoint).
     The Keras dtype policy of ``cfg.precision`` holds inside the call and is restored after.
+    Returns {"train_seconds", "epochs", "steps", "initial_epoch", "steps_run",
+    "final_logs", "is_chief", "weights_sha256"}, "eval" when held-out data was evaluated,
+    and on the chief "base_saved_model".
     """
-    preset = _check_run_inputs(cfg)
-    if cfg.restart:
-        _delete_run(cfg.workdir)
+    preset = check_run_inputs(cfg)
+    if cfg.jit_compile and cluster is not None:
+        raise ValueError(
+            "jit_compile (XLA) does not work with MultiWorkerMirroredStrategy in TF 2.21. "
+            "Received: jit_compile=True with a cluster"
+        )
+    chief = cluster is None or cluster.is_chief
+    if cfg.restart and chief:  # before the rendezvous: no worker restores it meanwhile
+        delete_run(cfg.workdir)
     before = sorted(os.listdir(cfg.workdir)) if os.path.isdir(cfg.workdir) else None
     try:
         try:
             with mp.use_policy(mp.resolve_policy(cfg.precision)):
-                return _train(cfg, preset, extra_callbacks)
+                return _train(cfg, preset, extra_callbacks, cluster)
         except tf.errors.DataLossError as err:  # a corrupt record while training/evaluating
-            _name_corrupt_shard(cfg, err)
+            name_corrupt_shard(cfg, err)
+        except PEER_ERRORS as err:
+            if cluster is None:
+                raise
+            raise cluster.lost_peer_error(err, os.path.join(cfg.workdir, "checkpoints")) from err
     except BaseException:
-        _remove_partial_run(cfg.workdir, before)
+        if chief:
+            remove_partial_run(cfg.workdir, before)
         raise
 
 
-def _remove_partial_run(workdir: str, before: list | None) -> None:
-    """After a failure with no checkpoint to resume from, removes what this call wrote.
-
-    A run that checkpointed stays (re-running resumes it); otherwise nothing half-written
-    is left: the workdir if this call created it, else the entries it added.
-    """
-    if RunCheckpointer.has_checkpoint(os.path.join(workdir, "checkpoints")):
-        return
-    if before is None:
-        shutil.rmtree(workdir, ignore_errors=True)
-        return
-    for name in set(os.listdir(workdir)) - set(before) if os.path.isdir(workdir) else ():
-        path = os.path.join(workdir, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.remove(path)
-
-
-def _train(cfg: RunConfig, preset: dict, extra_callbacks) -> dict:
+def _train(cfg: RunConfig, preset: dict, extra_callbacks, cluster: Cluster | None) -> dict:
     # Thread pools sized to the cores; a no-op once TensorFlow has run (scripts call it first).
-    runtime.configure_threads(collectives=cfg.strategy == "mirrored")
+    runtime.configure_threads(collectives=cfg.strategy == "mirrored" or cluster is not None)
     if cfg.deterministic:
         keras.utils.set_random_seed(cfg.seed)
         tf.config.experimental.enable_op_determinism()
-    strategy = make_strategy(cfg.strategy)
+    strategy = cluster.make_strategy() if cluster is not None else make_strategy(cfg.strategy)
+    chief = cluster is None or cluster.is_chief
     os.makedirs(cfg.workdir, exist_ok=True)
     total_steps = cfg.epochs * cfg.steps_per_epoch
     trainer = build_trainer(cfg, preset, strategy, total_steps)
+    # Every worker restores from the chief's directory (a filesystem all workers see).
     checkpointer = RunCheckpointer(trainer, os.path.join(cfg.workdir, "checkpoints"))
     initial_epoch = checkpointer.restore_latest()
+    agree_across_replicas(strategy, initial_epoch, "the epoch to resume from")
     history_path = os.path.join(cfg.workdir, "history.csv")
-    # Rows of epochs after the restored checkpoint came from a run that died before
-    # checkpointing them; they are replayed, so drop them (no duplicates in the log).
-    cbs.truncate_history(history_path, initial_epoch)
-    _record_run(cfg, preset, strategy)
+    scratch = None
+    if chief:
+        # Rows of epochs after the restored checkpoint came from a run that died before
+        # checkpointing them; they are replayed, so drop them (no duplicates in the log).
+        cbs.truncate_history(history_path, initial_epoch)
+        record_run(cfg, preset, strategy)
+    else:
+        # Saving is a collective: every worker saves, the others into a scratch directory
+        # deleted at the end (the TF multi-worker guide's pattern).
+        scratch = tempfile.mkdtemp(prefix=f"mtsyn_worker{cluster.task_index}_")
+        checkpointer = RunCheckpointer(trainer, scratch, max_to_keep=1)
 
     image_size = preset["image_size"]
-    replicas = strategy.num_replicas_in_sync
-    dataset = pipeline.make_training_dataset(
-        cfg.synthetic_dir,
-        cfg.real_source,
-        batch_size=cfg.batch_size * replicas * cfg.grad_accum_steps,
-        image_size=image_size,
-        grayscale=False,  # the trainer converts in-step (config.trainer.grayscale)
-        seed=cfg.seed,
-        deterministic=cfg.deterministic,
-        places365_data_dir=cfg.places365_data_dir,
-        **pipeline_options(cfg),
+    dataset = _training_dataset(cfg, strategy, image_size, initial_epoch * cfg.steps_per_epoch)
+    # Keras 3's evaluate does not run under MultiWorkerMirroredStrategy: a cluster run is
+    # evaluated afterwards (scripts/evaluate.py on the chief's workdir).
+    eval_ds = (
+        _eval_dataset(cfg, image_size, strategy.num_replicas_in_sync) if cluster is None else None
     )
-    # Resume: the stream is a pure function of the seed, so skipping replays it exactly.
-    dataset = dataset.skip(initial_epoch * cfg.steps_per_epoch)
+    callbacks = _run_callbacks(cfg, checkpointer, chief, initial_epoch, eval_ds)
+    counter = StepCounter()
+    callbacks += [*extra_callbacks, counter]
+    start, logs = time.time(), {}
+    try:
+        if initial_epoch < cfg.epochs:
+            logs = run_epochs(
+                trainer,
+                strategy,
+                dataset,
+                callbacks,
+                epochs=cfg.epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=cfg.steps_per_epoch,
+                jit_compile=cfg.jit_compile,
+                verbose=cfg.verbose if chief else 0,
+            )
+        else:
+            logging.info(
+                "Run in %s already finished (%d epochs); evaluating only.", cfg.workdir, cfg.epochs
+            )
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    results = {
+        "train_seconds": time.time() - start,
+        "epochs": cfg.epochs,
+        "steps": total_steps,
+        # What this process did: a resumed run starts at the checkpoint's epoch and runs
+        # only the remaining steps (the resume tests check both).
+        "initial_epoch": initial_epoch,
+        "steps_run": counter.steps,
+        "final_logs": logs,
+        "is_chief": chief,
+        # Workers must agree bit for bit after an all-reduced update; compare this.
+        "weights_sha256": weights_digest(trainer.model.weights + trainer.discriminator.weights),
+    }
+    if eval_ds is not None:
+        results["eval"] = {
+            k: float(v) for k, v in trainer.evaluate(eval_ds, verbose=0, return_dict=True).items()
+        }
+        write_json_atomic(os.path.join(cfg.workdir, "eval.json"), results["eval"])
+    if chief:
+        results["base_saved_model"] = export_base(
+            trainer.model, os.path.join(cfg.workdir, "saved_model_base")
+        )
+    return results
 
-    # The history row is written before the checkpoint: a run killed between the two
-    # replays the epoch and truncate_history drops the row; the other order would lose it.
-    callbacks = [
-        cbs.NonFiniteLossGuard(cfg.steps_per_epoch),
-        cbs.SkippedStepsReport(),
-        keras.callbacks.CSVLogger(history_path, append=True),
-        cbs.EpochCheckpoint(checkpointer),
-        keras.callbacks.TensorBoard(os.path.join(cfg.workdir, "tensorboard"), update_freq="epoch"),
-    ]
+
+def _run_callbacks(cfg: RunConfig, checkpointer, chief: bool, initial_epoch: int, eval_ds):
+    """The run's callbacks, the same on every strategy; the chief alone writes logs.
+
+    The history row is written before the checkpoint: a run killed between the two
+    replays the epoch and truncate_history drops the row; the other order would lose it.
+    """
+    callbacks = [cbs.NonFiniteLossGuard(cfg.steps_per_epoch), cbs.SkippedStepsReport()]
+    if chief:
+        callbacks.append(
+            keras.callbacks.CSVLogger(os.path.join(cfg.workdir, "history.csv"), append=True)
+        )
+    callbacks.append(cbs.EpochCheckpoint(checkpointer))
+    if not chief:
+        return callbacks
+    # write_graph=False: the loop has no Keras train_function whose graph it would write.
+    callbacks.append(
+        keras.callbacks.TensorBoard(
+            os.path.join(cfg.workdir, "tensorboard"), update_freq="epoch", write_graph=False
+        )
+    )
     profile_steps = profiling.parse_profile_steps(cfg.profile_steps)
     if profile_steps is not None:
         callbacks.append(
@@ -370,78 +237,40 @@ def _train(cfg: RunConfig, preset: dict, extra_callbacks) -> dict:
                 initial_step=initial_epoch * cfg.steps_per_epoch,
             )
         )
-    eval_ds = _eval_dataset(cfg, image_size)
     if cfg.image_summaries and eval_ds is not None:
         first = next(iter(eval_ds))
         callbacks.append(
             cbs.ImageSummaries(os.path.join(cfg.workdir, "tensorboard", "images"), first)
         )
-
-    callbacks.extend(extra_callbacks)
-    counter = _StepCounter()
-    callbacks.append(counter)
-    start = time.time()
-    if initial_epoch < cfg.epochs:
-        trainer.fit(
-            dataset,
-            epochs=cfg.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=cfg.steps_per_epoch,
-            callbacks=callbacks,
-            verbose=cfg.verbose,
-        )
-    else:
-        logging.info(
-            "Run in %s already finished (%d epochs); evaluating only.", cfg.workdir, cfg.epochs
-        )
-    train_seconds = time.time() - start
-
-    results = {
-        "train_seconds": train_seconds,
-        "epochs": cfg.epochs,
-        "steps": total_steps,
-        # What this process did: a resumed run starts at the checkpoint's epoch and runs
-        # only the remaining steps (the resume tests check both).
-        "initial_epoch": initial_epoch,
-        "steps_run": counter.steps,
-    }
-    if eval_ds is not None:
-        results["eval"] = {
-            k: float(v) for k, v in trainer.evaluate(eval_ds, verbose=0, return_dict=True).items()
-        }
-        write_json_atomic(os.path.join(cfg.workdir, "eval.json"), results["eval"])
-    results["base_saved_model"] = export_base(
-        trainer.model, os.path.join(cfg.workdir, "saved_model_base")
-    )
-    return results
+    return callbacks
 
 
-def _name_corrupt_shard(cfg: RunConfig, err: tf.errors.DataLossError) -> None:
-    """A ``DataLossError`` names no file: re-reads the shards to find and name the bad one."""
-    dirs = [cfg.synthetic_dir]
-    if os.path.isfile(os.path.join(cfg.real_source, shards.MANIFEST_NAME)):
-        dirs.append(cfg.real_source)
-    for data_dir in dirs:
-        shards.find_corrupt_shard(data_dir)  # raises ValueError naming the shard
-    first = (err.message or "").strip().splitlines()[:1]
-    raise ValueError(
-        f"Corrupt training data ({first[0] if first else 'DataLossError'}), but every shard "
-        f"of {dirs} reads back cleanly now. Received: {dirs}"
-    ) from err
+def _training_dataset(cfg: RunConfig, strategy, image_size: int, skip_steps: int):
+    """The run's stream of global batches, split between replicas (``epoch_loop``)."""
+    per_replica = cfg.batch_size * cfg.grad_accum_steps
+
+    def global_batches():
+        return pipeline.make_training_dataset(
+            cfg.synthetic_dir,
+            cfg.real_source,
+            batch_size=per_replica * strategy.num_replicas_in_sync,
+            image_size=image_size,
+            grayscale=False,  # the trainer converts in-step (config.trainer.grayscale)
+            seed=cfg.seed,
+            deterministic=cfg.deterministic,
+            places365_data_dir=cfg.places365_data_dir,
+            **pipeline_options(cfg),
+        ).skip(skip_steps)  # resume: the stream is a pure function of the seed
+
+    return distribute_global_batches(strategy, global_batches, per_replica)
 
 
-class _StepCounter(keras.callbacks.Callback):
-    """Counts the training steps this process ran (``results["steps_run"]``)."""
+def _eval_dataset(cfg: RunConfig, image_size: int, replicas: int = 1):
+    """Held-out batches of ``batch_size`` per replica (None without the split).
 
-    def __init__(self):
-        super().__init__()
-        self.steps = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-
-
-def _eval_dataset(cfg: RunConfig, image_size: int):
+    With several replicas a final batch that does not split evenly is left out: Keras'
+    ``evaluate`` under MirroredStrategy fails on replicas with unequal batches (TF 2.21).
+    """
     try:
         shards.list_shards(cfg.synthetic_dir, cfg.eval_split)
     except ValueError:
@@ -450,9 +279,14 @@ def _eval_dataset(cfg: RunConfig, image_size: int):
         )
         return None
     ds = pipeline.make_eval_dataset(
-        cfg.synthetic_dir, cfg.eval_split, batch_size=cfg.batch_size, image_size=image_size
+        cfg.synthetic_dir,
+        cfg.eval_split,
+        batch_size=cfg.batch_size * replicas,
+        image_size=image_size,
     )
     ds = ds.map(lambda b: {k: b[k] for k in ("image", "depth", "normals", "contour", "valid")})
+    if replicas > 1:
+        ds = ds.filter(lambda b: tf.shape(b["image"])[0] % replicas == 0)
     return ds.take(cfg.eval_batches) if cfg.eval_batches else ds
 
 

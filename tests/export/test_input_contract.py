@@ -118,8 +118,8 @@ def test_run_config_contract_and_old_run_defaults():
 
 
 def test_training_run_records_its_contract(tiny_synthetic_dir, tmp_path):
-    from mtsyn_tf.trainer.config import TrainerConfig
-    from mtsyn_tf.trainer.loop import RunConfig, _record_run
+    from mtsyn_tf.trainer.config import RunConfig, TrainerConfig
+    from mtsyn_tf.trainer.run_record import record_run
 
     for grayscale in (True, False):
         cfg = RunConfig(
@@ -129,7 +129,7 @@ def test_training_run_records_its_contract(tiny_synthetic_dir, tmp_path):
             trainer=TrainerConfig(grayscale=grayscale),
         )
         os.makedirs(cfg.workdir)
-        _record_run(cfg, {"name": "small"}, tf.distribute.get_strategy())
+        record_run(cfg, {"name": "small"}, tf.distribute.get_strategy())
         with open(os.path.join(cfg.workdir, "config.json")) as f:
             recorded = json.load(f)["input_contract"]
         assert recorded == {"color_mode": "grayscale" if grayscale else "rgb"}

@@ -12,8 +12,10 @@ import os
 
 import pytest
 
-from mtsyn_tf.trainer import loop
+from mtsyn_tf.models import get_preset
 from mtsyn_tf.trainer.config import RunConfig, TrainerConfig
+from mtsyn_tf.trainer.run_checks import check_resume_config
+from mtsyn_tf.trainer.run_record import data_manifests, delete_run
 
 
 def _cfg(workdir, data, **kwargs):
@@ -23,15 +25,15 @@ def _cfg(workdir, data, **kwargs):
 
 
 def _record(cfg):
-    """What ``_record_run`` writes, minus the fields that need a strategy."""
+    """What ``record_run`` writes, minus the fields that need a strategy."""
     os.makedirs(cfg.workdir, exist_ok=True)
-    preset = loop.get_preset(cfg.preset, **cfg.preset_overrides)
+    preset = get_preset(cfg.preset, **cfg.preset_overrides)
     with open(os.path.join(cfg.workdir, "config.json"), "w") as f:
         json.dump(
             {
                 **cfg.to_dict(),
                 "resolved_preset": preset,
-                "data_manifests": loop._data_manifests(cfg),
+                "data_manifests": data_manifests(cfg),
             },
             f,
             default=str,
@@ -42,9 +44,9 @@ def _record(cfg):
 def test_same_settings_resume(tiny_synthetic_dir, tmp_path):
     cfg = _cfg(tmp_path / "run", tiny_synthetic_dir)
     preset = _record(cfg)
-    loop._check_resume_config(cfg, preset)
+    check_resume_config(cfg, preset)
     # Settings that do not change what is trained may differ.
-    loop._check_resume_config(
+    check_resume_config(
         _cfg(tmp_path / "run", tiny_synthetic_dir, verbose=2, eval_split="val"), preset
     )
 
@@ -63,7 +65,7 @@ def test_other_settings_are_refused_by_name(tiny_synthetic_dir, tmp_path, change
     preset = _record(_cfg(tmp_path / "run", tiny_synthetic_dir))
     before = (tmp_path / "run" / "config.json").read_bytes()
     with pytest.raises(ValueError, match="Cannot resume") as info:
-        loop._check_resume_config(_cfg(tmp_path / "run", tiny_synthetic_dir, **change), preset)
+        check_resume_config(_cfg(tmp_path / "run", tiny_synthetic_dir, **change), preset)
     assert named in str(info.value) and "--restart" in str(info.value)
     assert (tmp_path / "run" / "config.json").read_bytes() == before
 
@@ -77,5 +79,5 @@ def test_restart_deletes_the_run_and_nothing_else(tmp_path):
         (run / name).write_text("{}")
     (run / "notes.txt").write_text("mine")
     (run / "exports").mkdir()
-    loop._delete_run(str(run))
+    delete_run(str(run))
     assert sorted(os.listdir(run)) == ["exports", "notes.txt"]

@@ -45,13 +45,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtsyn_tf.trainer.multi_worker import (
+from mtsyn_tf.trainer.cluster import (
     ClusterConfigError,
     is_chief,
     make_tf_config,
     parse_tf_config,
     resolve_tf_config,
 )
+from mtsyn_tf.trainer.config import RunConfig, TrainerConfig
+from mtsyn_tf.trainer.loop import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "scripts", "train_multi_worker.py")
@@ -212,16 +214,94 @@ def test_two_workers_match_one_process_on_the_same_global_batch(tiny_synthetic_d
     assert chief["final_logs"] == other["final_logs"]
     assert chief["steps_run"] == other["steps_run"] == 4
     # Only the chief wrote the run directory's logs; the other's scratch checkpoints are gone.
-    mw, one = _history(tmp_path / "mw"), _history(tmp_path / "single")
-    assert [r["epoch"] for r in mw] == ["0", "1"]
-    for a, b, rtol in zip(mw, one, (1e-4, 5e-4)):
+    assert [r["epoch"] for r in _history(tmp_path / "mw")] == ["0", "1"]
+    assert_history_close(tmp_path / "mw", tmp_path / "single")
+    assert_weights_close(tmp_path / "mw", tmp_path / "single", fraction=0.5)
+    # The same callbacks wrote both runs' logs and checkpoints.
+    assert_same_run_layout(tmp_path / "mw", tmp_path / "single")
+
+
+def assert_history_close(run_dir, reference_dir):
+    """Same columns; each loss within 1e-4 (epoch 1) / 5e-4 (epoch 2) of max(|loss|, 1)
+    of the reference's (see the module docstring)."""
+    run, reference = _history(run_dir), _history(reference_dir)
+    assert [r["epoch"] for r in run] == [r["epoch"] for r in reference]
+    for a, b, rtol in zip(run, reference, (1e-4, 5e-4)):
+        assert a.keys() == b.keys()
         for key in a:
             if key.startswith("loss"):
                 scale = max(abs(float(b[key])), 1.0)
                 assert abs(float(a[key]) - float(b[key])) <= rtol * scale, (
                     f"epoch {a['epoch']} {key}: {a[key]} vs {b[key]}"
                 )
-    assert_weights_close(tmp_path / "mw", tmp_path / "single", fraction=0.5)
+
+
+def tensorboard_tags(workdir) -> set:
+    """The scalar tags of ``<workdir>/tensorboard/train``'s event files."""
+    tags = set()
+    for path in tf.io.gfile.glob(os.path.join(str(workdir), "tensorboard", "train", "*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+def assert_same_run_layout(run_dir, reference_dir):
+    """history.csv columns, TensorBoard tags, checkpoint files and keys, config.json keys."""
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        columns = next(csv.reader(f))
+    with open(os.path.join(reference_dir, "history.csv")) as f:
+        assert columns == next(csv.reader(f))
+    assert {"epoch", "loss_bh", "loss_d", "d_acc_real"} <= set(columns)
+    tags = tensorboard_tags(run_dir)
+    assert tags == tensorboard_tags(reference_dir)
+    assert {"epoch_loss_bh", "epoch_learning_rate"} <= tags
+    ckpt, ref_ckpt = (os.path.join(d, "checkpoints") for d in (run_dir, reference_dir))
+    assert sorted(os.listdir(ckpt)) == sorted(os.listdir(ref_ckpt))
+    keys = tf.train.load_checkpoint(ckpt).get_variable_to_shape_map()
+    assert keys == tf.train.load_checkpoint(ref_ckpt).get_variable_to_shape_map()
+    config, ref_config = (
+        json.loads(open(os.path.join(d, "config.json")).read()) for d in (run_dir, reference_dir)
+    )
+    assert config.keys() == ref_config.keys()
+
+
+def test_a_one_worker_cluster_writes_what_a_one_host_run_writes(tiny_synthetic_dir, tmp_path):
+    """The cluster path (MultiWorkerMirroredStrategy, here over one worker) and the
+    one-host path (``loop.train``, TF's default strategy) share the driver's callbacks:
+    the same history columns, TensorBoard tags, checkpoint layout and results. With one
+    worker the step is the one-device step on the same batches, so the losses agree
+    within the two-worker bounds too."""
+    (port,) = _free_ports(1)
+    command = _command(tiny_synthetic_dir, tmp_path / "cluster", 2, "--eval_split=none")
+    proc = subprocess.run(
+        command + [f"--worker_hosts=localhost:{port}", "--task_index=0"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cluster = _result(proc.stdout)
+    one_host = train(
+        RunConfig(
+            workdir=str(tmp_path / "one_host"),
+            synthetic_dir=tiny_synthetic_dir,
+            preset="small",
+            batch_size=2,
+            epochs=2,
+            steps_per_epoch=2,
+            trainer=TrainerConfig(pool_size=8, min_edge_pixels=0, grayscale=False),
+            optimizer="sgd",
+            learning_rate=0.001,
+            eval_split="none",
+            verbose=0,
+        )
+    )
+    assert json.loads((tmp_path / "cluster" / "config.json").read_text())["num_replicas"] == 1
+    assert cluster["is_chief"] and cluster.keys() == one_host.keys()
+    assert (cluster["initial_epoch"], cluster["steps_run"]) == (0, 4)
+    assert_same_run_layout(tmp_path / "cluster", tmp_path / "one_host")
+    assert_history_close(tmp_path / "cluster", tmp_path / "one_host")
 
 
 def _weights(reader):
@@ -244,13 +324,16 @@ def assert_weights_close(run_dir, reference_dir, fraction):
     final = _weights(tf.train.load_checkpoint(os.path.join(ref_dir, "ckpt-2")))
     before = _weights(tf.train.load_checkpoint(os.path.join(ref_dir, "ckpt-1")))
     assert len(run) > 50 and run.keys() == final.keys()
-    errors = []
+    errors, worst = [], 0.0
+    largest = max(np.abs(y - before[key]).max() for key, y in final.items())
     for key, y in final.items():
         update = np.abs(y - before[key]).max()
         bound = fraction * update + 4 * np.finfo(np.float32).eps * np.abs(y).max()
         error = np.abs(run[key] - y).max()
+        worst = max(worst, error / update if update else 0.0)
         if not error <= bound:
             errors.append(f"{key}: {error:.3g} > {bound:.3g} (update {update:.3g})")
+    print(f"largest error / update: {worst:.3f}; largest update {largest:.3g}")
     assert not errors, errors
 
 
