@@ -23,6 +23,7 @@ from mtsyn_tf.evaluation.evaluators.fast_rcnn import (
     VOC07DetectionEvaluator,
     VOC12DetectionEvaluator,
 )
+from mtsyn_tf.evaluation.evaluators.heldout_synthetic import HeldOutSyntheticEvaluator
 from mtsyn_tf.evaluation.evaluators.linear_probe import LinearProbeEvaluator
 from mtsyn_tf.evaluation.evaluators.motorcycle import MotorcycleEvaluator
 from mtsyn_tf.evaluation.evaluators.mtl_summary import MultiTaskSummaryEvaluator
@@ -34,6 +35,7 @@ from mtsyn_tf.evaluation.report import report_directory, write_report
 
 EVALUATORS: dict[str, type[Evaluator]] = {
     # Offline: held-out synthetic shards + data that ships with scikit-image / -learn.
+    "heldout_synthetic": HeldOutSyntheticEvaluator,
     "qualitative": QualitativeEvaluator,
     "domain_gap": DomainGapEvaluator,
     "motorcycle": MotorcycleEvaluator,
