@@ -793,6 +793,28 @@ def case_eval_config_not_json(w):
     )
 
 
+def case_eval_flag_not_for_protocol(w):
+    out = w.path("report")
+    return Case(
+        "evaluate.py",
+        ["--protocol=motorcycle", f"--output_dir={out}", f"--workdir={w.run_dir}", "--tap=conv5"],
+        "No protocol of ['motorcycle'] takes ['tap']",
+        "tap='conv5'",
+        absent=[out],
+    )
+
+
+def case_eval_offline_without_shards(w):
+    out = w.path("report")
+    return Case(
+        "evaluate.py",
+        ["--protocol=all_offline", f"--output_dir={out}", f"--workdir={w.run_dir}"],
+        "needs synthetic_dir",
+        "synthetic_dir=None",
+        absent=[out],
+    )
+
+
 # === export.py ===
 def case_export_truncated_checkpoint(w):
     run, base = w.run(), w.path("serving")
