@@ -39,13 +39,12 @@ def _matches(value, hint) -> bool:
 class Evaluator:
     """Base of every protocol; subclasses are ``@dataclasses.dataclass(frozen=True)``.
 
-    Class attributes: ``name`` (the registry key), ``title`` (the report's heading) and
-    ``needs_model`` (False: the protocol reads only the run's files).
+    Class attributes: ``name`` (the registry key) and ``title`` (the heading of a report
+    of this protocol alone).
     """
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
-    needs_model: ClassVar[bool] = True
 
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))

@@ -145,6 +145,8 @@ def evaluate(run, protocols, output_dir: str | None = None, *, expected_preset=N
         with tempfile.TemporaryDirectory() as tmp:
             results, sections = _run_all(evaluators, target, tmp)
         return results, [dataclasses.replace(s, images=[]) for s in sections]
+    if title is None and len(evaluators) == 1:
+        title = f"{next(iter(evaluators.values())).title}: {target.name}"
     title = title or f"Evaluation of {target.name}: {', '.join(evaluators)}"
     with report_directory(output_dir) as tmp:
         results, sections = _run_all(evaluators, target, tmp)

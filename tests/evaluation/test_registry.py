@@ -43,6 +43,7 @@ def test_every_evaluator_is_in_the_one_table():
 
 def test_every_evaluator_builds_with_its_required_settings():
     required = {
+        "heldout_synthetic": {"synthetic_dir": "s"},
         "qualitative": {"synthetic_dir": "s"},
         "domain_gap": {"synthetic_dir": "s"},
         "nyud_normals": {"nyud_mat": "a.mat", "nyud_splits": "b.mat"},
