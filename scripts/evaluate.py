@@ -1,10 +1,13 @@
 """Evaluates a training run with one protocol and writes a report (md + html + results.json).
 
+A command line over ``mtsyn_tf.evaluation.registry`` (the table of protocols): every
+protocol flag below is a setting of the same name, passed only when given, so unset ones
+keep the protocol's default; a flag the chosen protocol does not take is an error.
 Protocols: linear_probe (tfds imagenet2012 / places365_small), voc07_cls (fine-tune),
-voc07_svm (frozen features), nyud_normals (NYU Depth v2 labeled .mat + splits.mat),
-mtl_summary (Δ_MTL over runs' eval.json), and the offline ones that need no download:
-qualitative, domain_gap, motorcycle, all_offline (all three). Datasets are never
-downloaded: a missing one is reported with the command that prepares it.
+voc07_svm (frozen features), voc07_det / voc12_det (Fast R-CNN), nyud_normals (NYU Depth
+v2 labeled .mat + splits.mat), mtl_summary (Δ_MTL over runs' eval.json), and the offline
+ones that need no download: qualitative, domain_gap, motorcycle, all_offline (all three).
+Datasets are never downloaded: a missing one is reported with the command that prepares it.
 
 Examples:
   python scripts/evaluate.py --protocol=all_offline --workdir=runs/da \
@@ -22,7 +25,7 @@ import json
 from absl import flags
 
 from mtsyn_tf.cli import run
-from mtsyn_tf.evaluation.protocols import PROTOCOLS, run_protocol
+from mtsyn_tf.evaluation.registry import PROTOCOLS, evaluate
 from mtsyn_tf.io_utils import check_output_dir
 
 FLAGS = flags.FLAGS
@@ -33,6 +36,7 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("output_dir", None, "Report directory (replaced atomically).")
 flags.DEFINE_string("expected_preset", None, "Fail unless the run used this preset.")
+# Protocol settings (defaults: the protocol's, see mtsyn_tf/evaluation/evaluators/).
 flags.DEFINE_string("data_dir", None, "tfds data_dir holding prepared datasets.")
 flags.DEFINE_string(
     "tfds_name", None, "tfds dataset (linear_probe: imagenet2012, places365_small)."
@@ -40,27 +44,27 @@ flags.DEFINE_string(
 flags.DEFINE_string(
     "synthetic_dir", None, "Synthetic shards with a held-out split (offline protocols)."
 )
-flags.DEFINE_string("split", "test", "Held-out synthetic split.")
-flags.DEFINE_integer("num_synthetic", 32, "Held-out synthetic images for the offline protocols.")
-flags.DEFINE_list("compare_workdirs", [], "Other runs to compare, as name=path or path.")
-flags.DEFINE_list("single_task_workdirs", [], "mtl_summary: one single-task run per task.")
+flags.DEFINE_string("split", None, "Held-out synthetic split (default test).")
+flags.DEFINE_integer("num_synthetic", None, "Held-out synthetic images (default 32).")
+flags.DEFINE_list("compare_workdirs", None, "Other runs to compare, as name=path or path.")
+flags.DEFINE_list("single_task_workdirs", None, "mtl_summary: one single-task run per task.")
 flags.DEFINE_string("nyud_mat", None, "Path to nyu_depth_v2_labeled.mat (v7.3).")
 flags.DEFINE_string("nyud_splits", None, "Path to splits.mat (trainNdxs / testNdxs).")
 flags.DEFINE_integer("max_train", None, "Use only the first N training images (smoke runs).")
 flags.DEFINE_integer("max_test", None, "Use only the first N test images (smoke runs).")
-flags.DEFINE_integer("epochs", 10, "linear_probe epochs.")
+flags.DEFINE_integer("epochs", None, "linear_probe epochs (default 10).")
 flags.DEFINE_integer(
     "steps",
     None,
-    "Training steps (voc07_cls: default the reference's 80000; nyud_normals) or steps per "
-    "epoch (linear_probe).",
+    "Training steps (voc07_cls: default the reference's 80000; voc*_det 40000; "
+    "nyud_normals 1000) or steps per epoch (linear_probe).",
 )
 flags.DEFINE_integer("batch_size", None, "Batch size (protocol default when unset).")
 flags.DEFINE_float("learning_rate", None, "Learning rate (protocol default when unset).")
-flags.DEFINE_string("tap", "fc7", "voc07_svm feature tap.")
-flags.DEFINE_enum("test_crops", "ten", ["ten", "center"], "voc07_cls test views.")
+flags.DEFINE_string("tap", None, "voc07_svm feature tap (default fc7).")
+flags.DEFINE_enum("test_crops", None, ["ten", "center"], "voc07_cls test views (default ten).")
 flags.DEFINE_enum(
-    "convention", "voc07_11point", ["voc07_11point", "voc10_area"], "VOC AP definition."
+    "convention", None, ["voc07_11point", "voc10_area"], "VOC AP definition (default 11-point)."
 )
 flags.DEFINE_string(
     "proposals",
@@ -68,26 +72,31 @@ flags.DEFINE_string(
     "voc*_det: dir of Fast R-CNN's selective_search_data .mat files, or "
     "gt_jitter (smoke tests only: jittered ground-truth boxes).",
 )
-flags.DEFINE_integer("det_scale", 600, "voc*_det: shorter image side in pixels.")
+flags.DEFINE_integer("det_scale", None, "voc*_det: shorter image side in pixels (default 600).")
 flags.DEFINE_bool(
     "rescale",
-    True,
+    None,
     "voc07_cls, voc*_det: Krähenbühl data-dependent rescaling of the converted AlexNet "
-    "before fine-tuning (the reference's protocol); --norescale skips it.",
+    "before fine-tuning (default: on, the reference's protocol); --norescale skips it.",
 )
 flags.DEFINE_enum(
     "transfer_input",
-    "color",
+    None,
     ["color", "pretraining"],
-    "voc07_cls, voc*_det input: colour images (the reference's fine-tuning) or the run's "
-    "own input contract (channel mean for a grey-trained run).",
+    "voc07_cls, voc*_det input: colour images (default, the reference's fine-tuning) or the "
+    "run's own input contract (channel mean for a grey-trained run).",
 )
 flags.mark_flags_as_required(["protocol", "output_dir"])
 
+SETTING_FLAGS = (
+    "data_dir", "tfds_name", "synthetic_dir", "split", "num_synthetic", "compare_workdirs",
+    "single_task_workdirs", "nyud_mat", "nyud_splits", "max_train", "max_test", "epochs",
+    "steps", "batch_size", "learning_rate", "tap", "test_crops", "convention", "proposals",
+    "det_scale", "rescale", "transfer_input",
+)  # fmt: skip
+
 
 def _compare(values):
-    if not values:
-        return None
     pairs = [v.split("=", 1) if "=" in v else (None, v) for v in values]
     if all(name is None for name, _ in pairs):
         return [path for _, path in pairs]
@@ -103,41 +112,24 @@ def main(argv):
             "Pass exactly one of --workdir and --checkpoint. Received: "
             f"--workdir={FLAGS.workdir!r}, --checkpoint={FLAGS.checkpoint!r}"
         )
+    if not (FLAGS.workdir or FLAGS.checkpoint):
+        raise ValueError(f"Protocol {FLAGS.protocol!r} needs --workdir. Received: --workdir=None")
     check_output_dir(FLAGS.output_dir, "--output_dir")
-    options = {
-        "expected_preset": FLAGS.expected_preset,
-        "data_dir": FLAGS.data_dir,
-        "tfds_name": FLAGS.tfds_name,
-        "synthetic_dir": FLAGS.synthetic_dir,
-        "split": FLAGS.split,
-        "num_synthetic": FLAGS.num_synthetic,
-        "compare_workdirs": _compare(FLAGS.compare_workdirs),
-        "single_task_workdirs": FLAGS.single_task_workdirs,
-        "nyud_mat": FLAGS.nyud_mat,
-        "nyud_splits": FLAGS.nyud_splits,
-        "max_train": FLAGS.max_train,
-        "max_test": FLAGS.max_test,
-        "epochs": FLAGS.epochs,
-        "steps": FLAGS.steps,
-        "tap": FLAGS.tap,
-        "test_crops": FLAGS.test_crops,
-        "convention": FLAGS.convention,
-        "proposals": FLAGS.proposals,
-        "det_scale": FLAGS.det_scale,
-        "rescale": FLAGS.rescale,
-        "transfer_input": FLAGS.transfer_input,
-    }
-    if FLAGS.batch_size:
-        options["batch_size"] = FLAGS.batch_size
-    if FLAGS.learning_rate:
-        options["learning_rate"] = FLAGS.learning_rate
-    results = run_protocol(
-        FLAGS.protocol, FLAGS.output_dir, FLAGS.workdir or FLAGS.checkpoint, **options
+    config = {name: FLAGS[name].value for name in SETTING_FLAGS if FLAGS[name].present}
+    if "compare_workdirs" in config:
+        config["compare_workdirs"] = _compare(config["compare_workdirs"])
+    results, _ = evaluate(
+        FLAGS.workdir or FLAGS.checkpoint,
+        [FLAGS.protocol],
+        FLAGS.output_dir,
+        expected_preset=FLAGS.expected_preset,
+        **config,
     )
+    keys = ("map", "top1", "metrics", "delta_mtl")
     summary = {
-        k: v for k, v in results.items() if k in ("map", "top1", "metrics", "delta_mtl", "seconds")
+        name: {k: v for k, v in results[name].items() if k in keys} for name in results["protocols"]
     }
-    print(json.dumps(summary, default=str, indent=1))
+    print(json.dumps({**summary, "seconds": results["seconds"]}, default=str, indent=1))
     print(f"Report written to {FLAGS.output_dir}/report.md")
 
 

@@ -6,14 +6,50 @@ import html
 import os
 import shutil
 
+import numpy as np
+
 from mtsyn_tf.demo.plots import plot_curves, read_history
 from mtsyn_tf.io_utils import write_png, write_text_atomic
 from mtsyn_tf.models.presets import ALEXNET_TAPS, VGG16_TAPS
 
 
+def prediction_rows(model, batch: dict, count: int) -> np.ndarray:
+    """input | depth gt | depth pred | normals gt | normals pred | contour gt | contour pred."""
+    from mtsyn_tf.models import to_physical
+    from mtsyn_tf.visualize import (
+        colorize_contour,
+        colorize_depth,
+        colorize_normals,
+        inverse_depth_range,
+        to_uint8_rgb,
+    )
+
+    images = batch["image"][:count]
+    pred = {k: np.asarray(v) for k, v in to_physical(model(images, training=False)).items()}
+    rows = []
+    for i in range(int(images.shape[0])):
+        gt_depth = np.asarray(batch["depth"][i])[..., 0]
+        valid = np.asarray(batch["valid"][i])[..., 0] > 0
+        near_far = inverse_depth_range(gt_depth, valid)
+        tiles = [
+            to_uint8_rgb(images[i]),
+            colorize_depth(gt_depth, valid, depth_range=near_far),
+            colorize_depth(pred["depth"][i][..., 0], depth_range=near_far),
+            colorize_normals(np.asarray(batch["normals"][i])),
+            colorize_normals(pred["normals"][i]),
+            colorize_contour(np.asarray(batch["contour"][i])[..., 0]),
+            colorize_contour(pred["contour"][i][..., 0]),
+        ]
+        rows.append(
+            np.concatenate(
+                [np.pad(t, ((2, 2), (2, 2), (0, 0)), constant_values=255) for t in tiles], axis=1
+            )
+        )
+    return np.concatenate(rows, axis=0)
+
+
 def _figures(summary: dict, paths: dict, run_cfg) -> dict:
     from mtsyn_tf.data import pipeline
-    from mtsyn_tf.demo.run import prediction_rows
     from mtsyn_tf.export.checkpoint import load_model_from_checkpoint
 
     out = paths["report"]

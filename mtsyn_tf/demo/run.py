@@ -15,7 +15,6 @@ import os
 import shutil
 import time
 
-import numpy as np
 from absl import logging
 
 # No TensorFlow import at module level: the renderer's worker processes are spawned and
@@ -224,14 +223,15 @@ def run_demo(cfg: DemoConfig) -> dict:
         "train_seconds": results["train_seconds"],
         "artifacts": {**{k: os.path.abspath(v) for k, v in p.items()}, **exports},
     }
-    from mtsyn_tf.evaluation.offline import offline_report
+    from mtsyn_tf.evaluation.registry import evaluate
 
-    evaluation = timer.step(
+    evaluation, _ = timer.step(
         "offline evaluation (qualitative, domain gap, motorcycle depth)",
-        offline_report,
+        evaluate,
         p["run"],
-        p["synthetic"],
+        ["all_offline"],
         os.path.join(p["report"], "evaluation"),
+        synthetic_dir=p["synthetic"],
     )
     summary["evaluation"] = {
         k: evaluation[k] for k in ("domain_gap", "motorcycle") if k in evaluation
@@ -241,38 +241,3 @@ def run_demo(cfg: DemoConfig) -> dict:
     summary["total_seconds"] = round(time.perf_counter() - start, 1)
     write_json_atomic(os.path.join(p["report"], "results.json"), summary)
     return summary
-
-
-def prediction_rows(model, batch: dict, count: int) -> np.ndarray:
-    """input | depth gt | depth pred | normals gt | normals pred | contour gt | contour pred."""
-    from mtsyn_tf.models import to_physical
-    from mtsyn_tf.visualize import (
-        colorize_contour,
-        colorize_depth,
-        colorize_normals,
-        inverse_depth_range,
-        to_uint8_rgb,
-    )
-
-    images = batch["image"][:count]
-    pred = {k: np.asarray(v) for k, v in to_physical(model(images, training=False)).items()}
-    rows = []
-    for i in range(int(images.shape[0])):
-        gt_depth = np.asarray(batch["depth"][i])[..., 0]
-        valid = np.asarray(batch["valid"][i])[..., 0] > 0
-        near_far = inverse_depth_range(gt_depth, valid)
-        tiles = [
-            to_uint8_rgb(images[i]),
-            colorize_depth(gt_depth, valid, depth_range=near_far),
-            colorize_depth(pred["depth"][i][..., 0], depth_range=near_far),
-            colorize_normals(np.asarray(batch["normals"][i])),
-            colorize_normals(pred["normals"][i]),
-            colorize_contour(np.asarray(batch["contour"][i])[..., 0]),
-            colorize_contour(pred["contour"][i][..., 0]),
-        ]
-        rows.append(
-            np.concatenate(
-                [np.pad(t, ((2, 2), (2, 2), (0, 0)), constant_values=255) for t in tiles], axis=1
-            )
-        )
-    return np.concatenate(rows, axis=0)

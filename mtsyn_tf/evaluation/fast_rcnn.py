@@ -384,29 +384,18 @@ def voc_detection(
     }  # fmt: skip
 
 
-def detection_report(model, protocol: str, grayscale, options: dict, run: dict):
-    """(title, sections, results) of ``voc07_det`` / ``voc12_det`` for ``report.write_report``."""
+def detection_sections(r: dict, year: str) -> list:
+    """The report sections of one ``voc_detection`` result: mAP, per-class AP, the setup."""
     from tensorflow_datasets.object_detection.voc import _VOC_LABELS
 
     from mtsyn_tf.evaluation.report import Section, Table
 
-    year = {"voc07_det": "2007", "voc12_det": "2012"}[protocol]
-    r = voc_detection(
-        model, year, options.get("data_dir"), options.get("proposals"),
-        scale=options.get("det_scale") or 600, steps=options.get("steps") or 40000,
-        images_per_batch=options.get("batch_size", 2),
-        learning_rate=options.get("learning_rate", 1e-3), grayscale=grayscale,
-        convention=options.get("convention", "voc07_11point"),
-        rescale=options.get("rescale", True),
-        max_train=options.get("max_train"), max_test=options.get("max_test"),
-    )  # fmt: skip
     summary = Table(f"{r['protocol']}; AP convention {r['convention']}", ["", "mAP"],
                     [[f"{len(r['classes_evaluated'])} classes with ground truth", r["map"]]])  # fmt: skip
     per_class = Table("Per-class AP", ["class", "AP", "GT boxes"],
                       [[n, ap, k] for n, ap, k in zip(_VOC_LABELS, r["per_class_ap"],
                                                        r["num_positives"])])  # fmt: skip
-    text = (f"{r['num_train']} training / {r['num_test']} test images, {r['steps']} steps, "
-            f"shorter side {r['scale']} px. RoI pooling approximated by crop_and_resize to "
-            "12×12 + 2×2 max-pooling.")  # fmt: skip
-    title = f"VOC {year} detection (Fast R-CNN)"
-    return title, [Section("Fast R-CNN", text, [summary, per_class])], {**r, "run": run}
+    text = (f"VOC {year}: {r['num_train']} training / {r['num_test']} test images, "
+            f"{r['steps']} steps, shorter side {r['scale']} px. RoI pooling approximated by "
+            "crop_and_resize to 12×12 + 2×2 max-pooling.")  # fmt: skip
+    return [Section("Fast R-CNN", text, [summary, per_class])]

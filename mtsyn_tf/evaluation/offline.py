@@ -1,15 +1,15 @@
 """The evaluation that needs no dataset download: synthetic shards + embedded photos.
 
-``offline_report`` is what the laptop demo runs after a short training: qualitative
-sheets, the synthetic-vs-real domain gap (proxy A-distance per tap, PCA scatter), and
-metric depth on the Middlebury motorcycle, for one run (plus optional comparison runs and
-always a random-initialisation baseline of the same preset), written as one report.
+Library of the ``qualitative``, ``domain_gap`` and ``motorcycle`` evaluators
+(``mtsyn_tf.evaluation.evaluators``; ``all_offline`` runs the three, and it is what the
+laptop demo runs after a short training): the models compared (the run, optional other
+runs, always a random initialisation of the same preset), the held-out synthetic batch,
+the embedded photos' crops, and one report section per part.
 """
 
 from __future__ import annotations
 
 import os
-import time
 
 import keras
 import numpy as np
@@ -22,7 +22,7 @@ from mtsyn_tf.evaluation.domain_gap import domain_gap_table, pca_2d, pooled_vect
 from mtsyn_tf.evaluation.features import extract_features, square_resize
 from mtsyn_tf.evaluation.loading import load_run_model
 from mtsyn_tf.evaluation.motorcycle import motorcycle_depth_metrics
-from mtsyn_tf.evaluation.report import Section, Table, report_directory, write_report
+from mtsyn_tf.evaluation.report import Section, Table
 from mtsyn_tf.evaluation.scatter import scatter_png
 from mtsyn_tf.evaluation.sheets import grid_sheet
 from mtsyn_tf.io_utils import write_png
@@ -34,7 +34,6 @@ GAP_TAPS = {
     "alexnet": ("conv1", "conv3", "conv5", "fc7"),
     "vgg16": ("conv1_2", "conv3_3", "conv5_3"),
 }
-PARTS = ("qualitative", "domain_gap", "motorcycle")
 DEPTH_TABLE_METRICS = ("abs_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3")
 
 
@@ -60,10 +59,15 @@ def synthetic_batch(synthetic_dir: str, split: str, num: int, image_size: int) -
     return {k: np.asarray(v) for k, v in batch.items()}
 
 
-def _models(workdir, compare_workdirs, seed, expected_preset=None):
-    model, info = load_run_model(workdir, expected_preset=expected_preset)
-    name = os.path.basename(os.path.normpath(workdir)) or "run"
-    models = {name: (model, info["grayscale"])}
+def compared_models(target, compare_workdirs, seed: int) -> dict:
+    """``{name: (model, grayscale)}``: the evaluated run, the compared runs, a random init.
+
+    ``target`` is an ``EvalRun``; ``compare_workdirs`` a list of workdirs (named by their
+    basename) or ``{name: workdir}``; they must share the run's architecture. The random
+    initialisation of the run's preset (seeded with ``seed``) is always the last entry.
+    """
+    model, info = target.model, target.info
+    models = {target.name: (model, info["grayscale"])}
     if isinstance(compare_workdirs, dict):
         items = list(compare_workdirs.items())
     else:
@@ -72,7 +76,7 @@ def _models(workdir, compare_workdirs, seed, expected_preset=None):
         other, other_info = load_run_model(other_dir)
         if other.preset["arch"] != model.preset["arch"]:
             raise ValueError(
-                f"Compared runs must share an architecture. Received: {workdir} is "
+                f"Compared runs must share an architecture. Received: {target.name} is "
                 f"{model.preset['arch']}, {other_dir} is {other.preset['arch']}"
             )
         if other_name in models:
@@ -80,10 +84,29 @@ def _models(workdir, compare_workdirs, seed, expected_preset=None):
         models[other_name] = (other, other_info["grayscale"])
     keras.utils.set_random_seed(seed)
     models["random init"] = (build_multitask_model(info["preset"]), info["grayscale"])
-    return name, models, info
+    return models
 
 
-def _gap_section(models, syn_images, real_images, real_groups, taps, da_tap, tmp, seed):
+def real_photo_crops(size: int) -> dict:
+    """The embedded photos, their ``PHOTO_CROPS`` (images + photo index) and centre crops."""
+    photos = embedded_photos()
+    images, groups = [], []
+    for i, photo in enumerate(photos):
+        crops = photo_crops(photo["image"], size)
+        images += crops
+        groups += [i] * len(crops)
+    images = np.stack(images)
+    return {"photos": photos, "images": images, "groups": groups,
+            "centre_crops": images[:: len(PHOTO_CROPS)]}  # fmt: skip
+
+
+def domain_gap_taps(model) -> tuple[tuple[str, ...], str]:
+    """(taps scored, tap of the PCA scatter: the preset's DA tap if scored, else the last)."""
+    taps = GAP_TAPS[model.preset["arch"]]
+    return taps, model.preset["da_tap"] if model.preset["da_tap"] in taps else taps[-1]
+
+
+def gap_section(models, syn_images, real_images, real_groups, taps, da_tap, tmp, seed):
     table = domain_gap_table(models, syn_images, real_images, taps, real_groups, seed)
     rows = [[name] + [table[name][t]["pad"] for t in taps] for name in table]
     any_entry = next(iter(next(iter(table.values())).values()))
@@ -114,7 +137,7 @@ def _gap_section(models, syn_images, real_images, real_groups, taps, da_tap, tmp
     return section, table
 
 
-def _motorcycle_section(models, tmp):
+def motorcycle_section(models, tmp):
     results, rows, sheet_rows = {}, [], []
     for name, (model, grayscale) in models.items():
         if "depth" not in model.tasks:
@@ -155,9 +178,7 @@ def _motorcycle_section(models, tmp):
     return section, results
 
 
-def _qualitative_section(
-    models, name, info, batch, photos, centre_crops, split, synthetic_dir, tmp
-):
+def qualitative_section(models, name, info, batch, photos, centre_crops, split, synthetic_dir, tmp):
     model, grayscale = models[name]
     arch = model.preset["arch"]
     rel = "qualitative/conv1_filters.png"
@@ -197,89 +218,3 @@ def _qualitative_section(
         "nearest_neighbours": {k: v for k, v in neighbours.items() if k != "path"},
     }
     return section, results
-
-
-def offline_report(
-    workdir: str,
-    synthetic_dir: str | None,
-    output_dir: str,
-    compare_workdirs=None,
-    split: str = "test",
-    num_synthetic: int = 32,
-    seed: int = 0,
-    parts=PARTS,
-    expected_preset: str | dict | None = None,
-) -> dict:
-    """Qualitative sheets, domain-gap table and motorcycle depth for one training run.
-
-    Args:
-        workdir: training run directory (``config.json`` + ``checkpoints/``).
-        synthetic_dir: synthetic shards with a held-out ``split`` (None: motorcycle only).
-        output_dir: the report directory; replaced atomically (never left half-written).
-        compare_workdirs: other runs (e.g. no-DA) as a list of workdirs or ``{name: workdir}``.
-        num_synthetic: held-out synthetic images used (≥ 4).
-        parts: any of ``PARTS`` ("qualitative", "domain_gap", "motorcycle").
-        expected_preset: fail (before writing anything) unless the run used this preset.
-
-    Returns:
-        ``results.json``'s content plus ``"files"`` (absolute paths) and ``"seconds"``.
-    """
-    start = time.time()
-    unknown = [p for p in parts if p not in PARTS]
-    if unknown or not parts:
-        raise ValueError(f"parts must be a non-empty subset of {PARTS}. Received: parts={parts}")
-    if num_synthetic < 4:
-        raise ValueError(f"num_synthetic must be >= 4. Received: num_synthetic={num_synthetic}")
-    name, models, info = _models(workdir, compare_workdirs, seed, expected_preset)
-    model, grayscale = models[name]
-    size, arch = model.image_size, model.preset["arch"]
-    needs_synthetic = "qualitative" in parts or "domain_gap" in parts
-    if needs_synthetic and not synthetic_dir:
-        raise ValueError(
-            f"parts {parts} need synthetic shards. Received: synthetic_dir={synthetic_dir!r}"
-        )
-    batch = synthetic_batch(synthetic_dir, split, num_synthetic, size) if needs_synthetic else None
-    photos = embedded_photos()
-    real_images, real_groups = [], []
-    for i, photo in enumerate(photos):
-        crops = photo_crops(photo["image"], size)
-        real_images += crops
-        real_groups += [i] * len(crops)
-    real_images = np.stack(real_images)
-    centre_crops = real_images[:: len(PHOTO_CROPS)]
-    taps = GAP_TAPS[arch]
-    da_tap = model.preset["da_tap"] if model.preset["da_tap"] in taps else taps[-1]
-
-    with report_directory(output_dir) as tmp:
-        sections = []
-        results = {
-            "run": {"name": name, "checkpoint": info["checkpoint"], "preset": info["preset"]},
-            "models": list(models),
-        }
-        if "qualitative" in parts:
-            section, results["qualitative"] = _qualitative_section(
-                models, name, info, batch, photos, centre_crops, split, synthetic_dir, tmp
-            )
-            sections.append(section)
-        if "domain_gap" in parts:
-            section, results["domain_gap"] = _gap_section(
-                models, batch["image"], real_images, real_groups, taps, da_tap, tmp, seed
-            )
-            sections.append(section)
-            results["domain_gap_protocol"] = {
-                "classifier": "logistic regression (C=1)",
-                "split": "halves by group (photo), balanced",
-                "da_tap": da_tap,
-            }
-        if "motorcycle" in parts:
-            section, results["motorcycle"] = _motorcycle_section(models, tmp)
-            if section is not None:
-                sections.append(section)
-        write_report(tmp, f"Offline evaluation of {name}", sections, results)
-        files = [os.path.relpath(os.path.join(r, f), tmp) for r, _, fs in os.walk(tmp) for f in fs]
-    out = os.path.abspath(output_dir)
-    return {
-        **results,
-        "files": sorted(os.path.join(out, f) for f in files),
-        "seconds": time.time() - start,
-    }

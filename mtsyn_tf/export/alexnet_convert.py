@@ -23,37 +23,29 @@ border read zero padding. A classifier fine-tuned on fc7 sees the centre column 
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
-from keras import layers
 
+from mtsyn_tf.export.atomic import atomic_directory
 from mtsyn_tf.export.bn_folding import fold_conv_bn_block
+from mtsyn_tf.export.caffe_layout import save_caffe_npz
+from mtsyn_tf.export.standard_alexnet import (
+    PARAM_LAYERS,
+    build_standard_alexnet,
+    preactivation_model,
+)
 
-PARAM_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
-_CONVS = {"conv1": (11, 4, "valid"), "conv2": (5, 1, "same"), "conv3": (3, 1, "same"),
-          "conv4": (3, 1, "same"), "conv5": (3, 1, "same")}  # fmt: skip
-
-
-def build_standard_alexnet(widths: dict, image_size: int = 227) -> keras.Model:
-    """A standard AlexNet returning every post-ReLU tap conv1 … fc7 as a dict.
-
-    Each parameter layer is linear and followed by a separate ReLU layer, so the
-    pre-activations (``<layer>`` outputs) stay reachable for data-dependent rescaling.
-    """
-    images = keras.Input((image_size, image_size, 3), name="image")
-    taps, x = {}, images
-    for name in PARAM_LAYERS[:5]:
-        kernel, stride, padding = _CONVS[name]
-        if name in ("conv2", "conv3"):
-            x = layers.MaxPooling2D(3, strides=2, name=f"pool{int(name[-1]) - 1}")(x)
-        x = layers.Conv2D(widths[name], kernel, strides=stride, padding=padding, name=name)(x)
-        taps[name] = x = layers.ReLU(name=f"{name}_relu")(x)
-    x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)
-    x = layers.Flatten(name="flatten")(x)
-    for name in ("fc6", "fc7"):
-        x = layers.Dense(widths[name], name=name)(x)
-        taps[name] = x = layers.ReLU(name=f"{name}_relu")(x)
-    return keras.Model(images, taps, name="alexnet")
+# The architecture lives in standard_alexnet (below both this module and caffe_layout);
+# its names stay importable from here.
+__all__ = [
+    "PARAM_LAYERS",
+    "build_standard_alexnet",
+    "convert_to_standard_alexnet",
+    "preactivation_model",
+    "save_standard_alexnet",
+]
 
 
 def convert_to_standard_alexnet(model) -> keras.Model:
@@ -81,13 +73,6 @@ def convert_to_standard_alexnet(model) -> keras.Model:
             kernel = kernel.reshape(widths["fc6"], widths["fc7"])
         alexnet.get_layer(name).set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
     return alexnet
-
-
-def preactivation_model(alexnet: keras.Model) -> keras.Model:
-    """Same weights; outputs each parameter layer's pre-ReLU output, by layer name."""
-    return keras.Model(
-        alexnet.input, {name: alexnet.get_layer(name).output for name in PARAM_LAYERS}
-    )
 
 
 def save_standard_alexnet(
@@ -118,10 +103,6 @@ def save_standard_alexnet(
     notes = {}
     if pretraining_contract is not None:
         notes["pretraining_color_mode"] = pretraining_contract.color_mode
-    import os
-
-    from mtsyn_tf.export.atomic import atomic_directory
-    from mtsyn_tf.export.caffe_layout import save_caffe_npz
     from mtsyn_tf.export.onnx_export import export_onnx_keras
 
     size = alexnet.input.shape[1]

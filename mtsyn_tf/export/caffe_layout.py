@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtsyn_tf.export.alexnet_convert import PARAM_LAYERS
 from mtsyn_tf.export.atomic import atomic_file
+from mtsyn_tf.export.standard_alexnet import PARAM_LAYERS
 
 IMAGENET_MEAN_BGR = (104.0, 117.0, 123.0)
 
 
 def caffe_blobs(alexnet, mean_bgr=IMAGENET_MEAN_BGR) -> dict:
-    """Returns the Caffe-layout blobs of a standard AlexNet built by alexnet_convert."""
+    """Returns the Caffe-layout blobs of a standard AlexNet (``standard_alexnet``)."""
     mean_bgr = np.asarray(mean_bgr, np.float64)
     if mean_bgr.shape != (3,):
         raise ValueError(f"mean_bgr must have 3 values (B, G, R). Received: {mean_bgr}")

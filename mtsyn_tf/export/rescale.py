@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from mtsyn_tf.export.alexnet_convert import PARAM_LAYERS, preactivation_model
+from mtsyn_tf.export.standard_alexnet import PARAM_LAYERS, preactivation_model
 
 
 def _scale_input_channels(layer, factors: np.ndarray) -> None:

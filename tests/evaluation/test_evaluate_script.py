@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from mtsyn_tf.evaluation.protocols import run_protocol
+from mtsyn_tf.evaluation.registry import evaluate
 from mtsyn_tf.models import build_multitask_model
 from tests.evaluation.conftest import write_trainer_workdir
 
@@ -27,20 +27,29 @@ def test_motorcycle_protocol_and_preset_mismatch(tmp_path):
     assert ok.returncode == 0, ok.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
     assert results["motorcycle"]["run"]["num_pixels"] > 200_000
-    assert "qualitative" not in results
+    assert results["protocols"] == ["motorcycle"] and "qualitative" not in results
+    assert results["run"]["checkpoint"].endswith("ckpt-1")
     bad = _evaluate("--protocol=motorcycle", f"--workdir={run}", f"--output_dir={tmp_path / 'x'}",
                     "--expected_preset=paper_alexnet")  # fmt: skip
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines()[-1].startswith("evaluate.py: error: Preset mismatch")
     assert not (tmp_path / "x").exists()
+    # A flag the protocol does not take is named, not silently ignored.
+    other = _evaluate("--protocol=motorcycle", f"--workdir={run}", f"--output_dir={tmp_path / 'y'}",
+                      "--tap=conv5")  # fmt: skip
+    last = other.stderr.strip().splitlines()[-1]
+    assert other.returncode != 0 and "Traceback" not in other.stderr
+    assert last.startswith("evaluate.py: error: No protocol of ['motorcycle'] takes ['tap']")
+    assert last.endswith("Received: tap='conv5'")
+    assert not (tmp_path / "y").exists()
 
 
-def test_run_protocol_errors(tmp_path):
+def test_evaluate_errors_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="Unknown protocol"):
-        run_protocol("imagenet", str(tmp_path / "o"), "run")
+        evaluate("run", ["imagenet"], str(tmp_path / "o"))
     run = write_trainer_workdir(build_multitask_model("small"), tmp_path / "run")
     with pytest.raises(ValueError, match="nyud_mat"):
-        run_protocol("nyud_normals", str(tmp_path / "o"), run)
+        evaluate(run, "nyud_normals", str(tmp_path / "o"))
     with pytest.raises(ValueError, match="synthetic shards"):
-        run_protocol("qualitative", str(tmp_path / "o"), run)
+        evaluate(run, "qualitative", str(tmp_path / "o"))
     assert not (tmp_path / "o").exists()

@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.object_detection.voc import Voc
 
 from mtsyn_tf.evaluation import fast_rcnn, proposals
-from mtsyn_tf.evaluation.protocols import run_protocol
+from mtsyn_tf.evaluation.registry import evaluate
 from mtsyn_tf.models import build_multitask_model
 from tests.evaluation.conftest import write_trainer_workdir
 
@@ -158,19 +158,20 @@ def test_voc07_det_protocol_end_to_end(voc_dir, tmp_path):
     data_dir, ss_dir = voc_dir
     run = write_trainer_workdir(build_multitask_model("small"), tmp_path / "run")
     out = tmp_path / "det"
-    r = run_protocol("voc07_det", str(out), run, data_dir=data_dir, proposals=ss_dir, steps=30,
-                     batch_size=2, det_scale=64, convention="voc10_area")  # fmt: skip
+    results, _ = evaluate(run, ["voc07_det"], str(out), data_dir=data_dir, proposals=ss_dir,
+                          steps=30, batch_size=2, det_scale=64, convention="voc10_area")  # fmt: skip
+    r = results["voc07_det"]
     assert np.isfinite(r["map"]) and 0.0 <= r["map"] <= 1.0 and r["num_detections"] > 0
     # Fine-tuning learns: the softmax starts near chance (ln 21 ≈ 3.04) and drops well below.
     assert r["first_loss"]["cls"] > 2.5 and r["final_loss"]["cls"] < 2.0, r["final_loss"]
     assert r["classes_evaluated"] == [0, 1] and r["num_train"] == 4 and r["num_test"] == 3
     assert np.all(np.isfinite(list(r["final_loss"].values())))
-    saved = json.loads((out / "results.json").read_text())
+    saved = json.loads((out / "results.json").read_text())["voc07_det"]
     assert saved["convention"] == "voc10_area" and len(saved["per_class_ap"]) == 20
     assert "aeroplane" in (out / "report.md").read_text()
     with pytest.raises(ValueError, match="tfds build voc/2012 --data_dir="):
-        run_protocol("voc12_det", str(tmp_path / "x"), run, data_dir=str(tmp_path / "none"),
-                     proposals="gt_jitter")  # fmt: skip
+        evaluate(run, ["voc12_det"], str(tmp_path / "x"), data_dir=str(tmp_path / "none"),
+                 proposals="gt_jitter")  # fmt: skip
     assert not (tmp_path / "x").exists()
 
 
@@ -184,7 +185,7 @@ def test_evaluate_script_runs_detection_with_gt_jitter(voc_dir, tmp_path):
                      f"--data_dir={data_dir}", "--proposals=gt_jitter", "--steps=2",
                      "--det_scale=64")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    results = json.loads((out / "results.json").read_text())
+    results = json.loads((out / "results.json").read_text())["voc07_det"]
     assert "gt_jitter" in results["protocol"] and results["steps"] == 2
     missing = _evaluate("--protocol=voc07_det", f"--workdir={run}", f"--output_dir={tmp_path / 'x'}",
                         f"--data_dir={data_dir}", f"--proposals={tmp_path}")  # fmt: skip

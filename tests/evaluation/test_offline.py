@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mtsyn_tf.data.writer import write_dataset
-from mtsyn_tf.evaluation.offline import offline_report
+from mtsyn_tf.evaluation.registry import evaluate
 from mtsyn_tf.models import build_multitask_model
 from tests.data.conftest import make_synthetic_sample
 from tests.evaluation.conftest import write_trainer_workdir
@@ -23,8 +23,11 @@ def test_offline_report_end_to_end(tmp_path, synthetic_dir):
     run = write_trainer_workdir(build_multitask_model("small"), tmp_path / "da_run")
     other = write_trainer_workdir(build_multitask_model("small"), tmp_path / "noda_run")
     out = tmp_path / "report"
-    result = offline_report(run, synthetic_dir, str(out), compare_workdirs=[other], num_synthetic=8)
-    assert result["models"] == ["da_run", "noda_run", "random init"]
+    result, sections = evaluate(run, ["all_offline"], str(out), synthetic_dir=synthetic_dir,
+                                compare_workdirs=[other], num_synthetic=8)  # fmt: skip
+    assert result["protocols"] == ["qualitative", "domain_gap", "motorcycle"]
+    assert list(result["domain_gap"]) == ["da_run", "noda_run", "random init"]
+    assert [s.heading for s in sections][0] == "Qualitative"
     for name in ("report.md", "report.html", "results.json"):
         assert (out / name).is_file()
     saved = json.loads((out / "results.json").read_text())
@@ -40,7 +43,9 @@ def test_offline_report_end_to_end(tmp_path, synthetic_dir):
     assert moto["median_scaled"]["num_pixels"] == moto["num_pixels"] > 200_000
     md = (out / "report.md").read_text()
     assert "Proxy A-distance" in md and "Middlebury" in md
-    assert all(os.path.isfile(f) for f in result["files"])
+    figures = [rel for s in sections for _, rel in s.images]
+    assert len(figures) == 4 + 3 + 1  # qualitative sheets, one PCA per model, motorcycle
+    assert all((out / rel).is_file() for rel in figures)
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".report")]  # no temp left
 
 
@@ -50,6 +55,6 @@ def test_failure_leaves_previous_report(tmp_path, synthetic_dir):
     out.mkdir()
     (out / "report.md").write_text("previous")
     with pytest.raises(ValueError, match="No shards|split"):
-        offline_report(run, synthetic_dir, str(out), split="val")
+        evaluate(run, "all_offline", str(out), synthetic_dir=synthetic_dir, split="val")
     assert (out / "report.md").read_text() == "previous"
     assert np.all([not p.startswith(".report") for p in os.listdir(tmp_path)])

@@ -732,7 +732,8 @@ def case_mw_resume_other_batch_size(w):
 
 # === evaluate.py ===
 def _eval(out, *extra):
-    return ["--protocol=qualitative", f"--output_dir={out}", *extra]
+    # motorcycle needs no other input: these cases are about the run itself.
+    return ["--protocol=motorcycle", f"--output_dir={out}", *extra]
 
 
 def case_eval_truncated_checkpoint(w):
@@ -790,6 +791,28 @@ def case_eval_config_not_json(w):
         os.path.join(run, "config.json"),
         absent=[out],
         protect=[run],
+    )
+
+
+def case_eval_flag_not_for_protocol(w):
+    out = w.path("report")
+    return Case(
+        "evaluate.py",
+        ["--protocol=motorcycle", f"--output_dir={out}", f"--workdir={w.run_dir}", "--tap=conv5"],
+        "No protocol of ['motorcycle'] takes ['tap']",
+        "tap='conv5'",
+        absent=[out],
+    )
+
+
+def case_eval_offline_without_shards(w):
+    out = w.path("report")
+    return Case(
+        "evaluate.py",
+        ["--protocol=all_offline", f"--output_dir={out}", f"--workdir={w.run_dir}"],
+        "needs synthetic_dir",
+        "synthetic_dir=None",
+        absent=[out],
     )
 
 
