@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from types import MappingProxyType
 
 import tensorflow as tf
 
@@ -112,8 +113,8 @@ def check_expected(config: ModelConfig, source: str, expected_preset=None, archi
     """Raises (one line, naming ``source``) unless ``config`` is the expected model."""
     if architecture is not None and config.arch != architecture:
         raise ValueError(
-            f"Architecture mismatch: {source} holds a {config.arch} model, not {architecture}. "
-            f"Received: architecture={config.arch!r}"
+            f"Architecture mismatch: {source} holds a model of architecture {config.arch!r}, "
+            f"expected {architecture!r}. Received: architecture={config.arch!r}"
         )
     if expected_preset is None:
         return
@@ -183,7 +184,8 @@ def restore_run(
         ``(model, info)`` where info holds ``checkpoint`` (prefix), ``config`` (path),
         ``preset`` (dict view), ``input_contract`` (the run's ``InputContract``: every
         caller feeds the model through it), ``grayscale`` (``input_contract.grayscale``)
-        and ``run`` (the run's settings kept in a saved preset's metadata).
+        and ``run`` (the run's settings kept in a saved preset's metadata); the model
+        carries it as ``model.load_info`` (and ``model.input_contract``).
     """
     prefix, config_path = resolve_checkpoint(workdir_or_ckpt)
     config = read_preset(config_path)
@@ -201,7 +203,7 @@ def restore_run(
     contract = InputContract.from_run_config(run_config, source=config_path)
     run = {k: run_config[k] for k in RUN_RECORD_KEYS if k in run_config}
     run.update(workdir=os.path.dirname(os.path.dirname(prefix)), checkpoint=prefix)
-    return model, {
+    info = {
         "checkpoint": prefix,
         "config": config_path,
         "preset": config.to_dict(),
@@ -209,6 +211,8 @@ def restore_run(
         "grayscale": contract.grayscale,
         "run": run,
     }
+    model._load_info = MappingProxyType(info)  # model.input_contract, model.load_info
+    return model, info
 
 
 def _restore(model, prefix: str) -> None:

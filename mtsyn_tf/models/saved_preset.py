@@ -145,6 +145,12 @@ def load_preset(
     if isinstance(path_or_name, str) and path_or_name in PRESETS and not os.path.exists(path):
         model, info = _builtin(model_cls, path_or_name, load_weights)
         check_expected(model.config, f"preset {path_or_name!r}", expected_preset, architecture)
+    elif not os.path.exists(path) and not os.path.exists(path + ".index"):
+        raise ValueError(
+            "Checkpoint not found: expected a saved preset directory, a training workdir, its "
+            "checkpoints/ directory, a checkpoint prefix such as <workdir>/checkpoints/ckpt-3, "
+            f"or a built-in preset name {sorted(PRESETS)}. Received: {path_or_name}"
+        )
     elif is_saved_preset(path):
         model, info = _saved(model_cls, path, architecture, expected_preset, load_weights)
     else:
@@ -284,7 +290,7 @@ def _input_contract(directory: str) -> InputContract:
             f"Received: class_name={recorded.get('class_name')!r} in {path}"
         )
     try:
-        return InputContract.from_config(config)
+        return InputContract(**config)  # not from_config: it wraps the error in more lines
     except (TypeError, ValueError) as err:
         raise ValueError(f"Corrupt {PREPROCESSOR_FILE}: {err} (in {path})") from None
 
