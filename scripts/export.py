@@ -1,4 +1,8 @@
-"""Exports a trained multi-task net: TF Serving SavedModel, ONNX, standard AlexNet.
+"""Exports a trained multi-task net: TF Serving SavedModel, ONNX, standard AlexNet, preset.
+
+--checkpoint takes a training workdir, checkpoints dir, checkpoint prefix or saved preset
+(anything ``MultiTaskNet.from_preset`` loads); --format=preset converts a run into a saved
+preset directory (config.json, model.weights.h5, preprocessor.json, metadata.json).
 
 Examples:
   python scripts/export.py --checkpoint=runs/demo --format=serving \
@@ -6,6 +10,7 @@ Examples:
   python scripts/export.py --checkpoint=runs/demo --format=onnx --output=exports/onnx
   python scripts/export.py --checkpoint=runs/demo --format=alexnet --output=exports/alexnet \
       --rescale_images=photos/ --caffe
+  python scripts/export.py --checkpoint=runs/demo --format=preset --output=presets/demo
 """
 
 from __future__ import annotations
@@ -23,29 +28,31 @@ from mtsyn_tf.export import (
     export_onnx_base,
     export_onnx_predictor,
     krahenbuhl_rescale,
-    load_model_from_checkpoint,
     save_standard_alexnet,
 )
 from mtsyn_tf.export.atomic import atomic_directory
 from mtsyn_tf.export.predictor import list_images, load_image
 from mtsyn_tf.io_utils import check_output_dir
-from mtsyn_tf.models import build_multitask_model
+from mtsyn_tf.models import MultiTaskNet
 from mtsyn_tf.models.preprocessor import InputContract
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint", None, "Training workdir, checkpoints dir or checkpoint prefix.")
+flags.DEFINE_string(
+    "checkpoint", None, "Training workdir, checkpoints dir, checkpoint prefix or saved preset."
+)
 flags.DEFINE_string(
     "preset",
     None,
-    "Expected preset name (checked against config.json); with --random_init, the preset to build.",
+    "Expected preset name (checked against the recorded one); with --random_init, the preset "
+    "to build.",
 )
 flags.DEFINE_bool("random_init", False, "Export a freshly initialised model (smoke tests only).")
-flags.DEFINE_enum("format", "serving", ["serving", "onnx", "alexnet"], "What to export.")
+flags.DEFINE_enum("format", "serving", ["serving", "onnx", "alexnet", "preset"], "What to export.")
 flags.DEFINE_string("model_base_path", None, "TF Serving model base path (--format=serving).")
 flags.DEFINE_integer("version", None, "Version directory; default: next free number.")
 flags.DEFINE_integer("batch_size", None, "Fix the batch dimension (default: polymorphic).")
 flags.DEFINE_string("model_name", "mtsyn", "Model name written into the warmup requests.")
-flags.DEFINE_string("output", None, "Output directory (--format=onnx or alexnet).")
+flags.DEFINE_string("output", None, "Output directory (--format=onnx, alexnet or preset).")
 flags.DEFINE_string(
     "rescale_images",
     None,
@@ -66,11 +73,12 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing export directory.")
 def _load_model():
     """(model, the run's InputContract); a random-init smoke export is colour."""
     if FLAGS.random_init:
-        return build_multitask_model(FLAGS.preset or "small"), InputContract("rgb")
-    if not FLAGS.checkpoint:
+        model = MultiTaskNet.from_preset(FLAGS.preset or "small", load_weights=False)
+    elif not FLAGS.checkpoint:
         raise ValueError("--checkpoint is required (or --random_init for a smoke test).")
-    model, info = load_model_from_checkpoint(FLAGS.checkpoint, expected_preset=FLAGS.preset)
-    return model, info["input_contract"]
+    else:
+        model = MultiTaskNet.from_preset(FLAGS.checkpoint, expected_preset=FLAGS.preset)
+    return model, model.input_contract
 
 
 def _check_output_flags() -> None:
@@ -123,6 +131,8 @@ def _export(model, contract) -> str:
             model_name=FLAGS.model_name,
             input_contract=contract,
         )
+    if FLAGS.format == "preset":
+        return model.save_to_preset(FLAGS.output, contract, overwrite=FLAGS.overwrite)
     if FLAGS.format == "onnx":
         with atomic_directory(FLAGS.output, overwrite=FLAGS.overwrite) as tmp:
             export_onnx_predictor(

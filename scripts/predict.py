@@ -1,12 +1,17 @@
-"""Runs a SavedModel export or a training checkpoint on a folder of photos.
+"""Runs a SavedModel export, a saved preset or a training run on a folder of photos.
 
 Writes, per photo, ``<name>_depth.png`` (inverse depth, MAGMA colours, near = bright), ``<name>_normals.png``
 (RGB = (n + 1) / 2, camera frame), ``<name>_contour.png`` (white = contour) and a side-by-side
 ``<name>_sheet.png``; with --save_raw also ``<name>_<task>.npy`` (metres / unit vectors /
 probabilities). Photos of any size are stretched to the network's 227×227 input.
 
+--model takes a SavedModel (or TF Serving model_base_path), or anything
+``MultiTaskNet.from_preset`` loads: a saved preset directory (scripts/export.py
+--format=preset), a training workdir or a checkpoint prefix.
+
 Example:
   python scripts/predict.py --model=exports/mtsyn --input_dir=photos --output_dir=out
+  python scripts/predict.py --model=presets/demo --input_dir=photos --output_dir=out
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from mtsyn_tf.io_utils import check_output_dir
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
-    "model", None, "SavedModel dir, model_base_path, training workdir or checkpoint."
+    "model",
+    None,
+    "SavedModel dir, model_base_path, saved preset dir, training workdir or checkpoint prefix.",
 )
 flags.DEFINE_string("input_dir", None, "Folder of photos (jpg, png, bmp, gif).")
 flags.DEFINE_string("output_dir", None, "Where the PNGs (and .npy files) go.")

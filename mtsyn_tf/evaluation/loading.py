@@ -1,25 +1,27 @@
-"""Restores the model of a training run for evaluation, and feeds it the way it was trained.
+"""Restores the model of a training run (or saved preset) for evaluation, and feeds it the
+way it was trained.
 
-Loading is the export loader's; ``prepare_images`` feeds a model the way the trainer's
-``test_step`` does.
+Loading is ``MultiTaskNet.from_preset``'s; ``prepare_images`` feeds a model the way the
+trainer's ``test_step`` does.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mtsyn_tf.export.checkpoint import load_model_from_checkpoint
+from mtsyn_tf.models import load_preset
 from mtsyn_tf.models.preprocessor import as_input_contract
 
 
 def load_run_model(path: str, expected_preset: str | dict | None = None):
-    """Rebuilds a run's MultiTaskNet and restores its newest (or the named) checkpoint.
+    """``(model, info)`` of a training run (newest or the named checkpoint) or saved preset.
 
-    Thin alias of :func:`mtsyn_tf.export.checkpoint.load_model_from_checkpoint` (which
-    checks that every model weight is matched); ``info["grayscale"]`` says whether the run
-    trained on grey inputs (see ``prepare_images``).
+    ``mtsyn_tf.models.load_preset``, i.e. ``MultiTaskNet.from_preset`` with its info
+    (every model weight is checked to come from the checkpoint or weights file);
+    ``info["grayscale"]`` says whether the run trained on grey inputs (see
+    ``prepare_images``), ``info["checkpoint"]`` names the weights.
     """
-    return load_model_from_checkpoint(path, expected_preset=expected_preset)
+    return load_preset(path, expected_preset=expected_preset)
 
 
 def prepare_images(images, grayscale) -> np.ndarray:

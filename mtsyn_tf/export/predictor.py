@@ -1,11 +1,12 @@
-"""Runs an exported SavedModel or a training checkpoint on a folder of photos.
+"""Runs an exported SavedModel, a saved preset or a training run on a folder of photos.
 
 Any photo size is accepted: each file is decoded and stretched to the model's input size
 by ``preprocess.decode_and_resize`` (the graph of the ``predict_bytes`` signature), so this
 path and TF Serving agree number for number. Outputs are the physical predictions at the
 input resolution of the network (S×S), not at the photo's size. Photos are sent as RGB;
 the run's ``InputContract`` (channel mean for a grey-trained run) is applied by the
-SavedModel's signature or, for a checkpoint, here, so both equal the evaluated model.
+SavedModel's signature or, for a preset or run (``MultiTaskNet.from_preset``), here, so
+both equal the evaluated model.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from mtsyn_tf.export.checkpoint import load_model_from_checkpoint
 from mtsyn_tf.export.preprocess import decode_and_resize
 from mtsyn_tf.export.visualize import COLORIZERS as _COLORIZERS
 from mtsyn_tf.export.visualize import prediction_sheet
 from mtsyn_tf.io_utils import atomic_file
 from mtsyn_tf.io_utils import write_png as _write_png
+from mtsyn_tf.models import MultiTaskNet
 from mtsyn_tf.models.preprocessor import InputContract
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -40,14 +41,16 @@ def _saved_model_dir(path: str) -> str | None:
 
 
 class Predictor:
-    """``Predictor(path)(images) -> {depth, normals, contour}`` for a SavedModel or checkpoint."""
+    """``Predictor(path)(images) -> {depth, normals, contour}`` for a SavedModel export, a
+    saved preset directory, a training workdir or a checkpoint prefix."""
 
     def __init__(self, path: str):
         path = os.path.abspath(os.fspath(path))
         if not os.path.exists(path) and not os.path.exists(path + ".index"):
             raise ValueError(
-                f"Model path does not exist: expected a SavedModel export, a TF Serving "
-                f"model_base_path, a training workdir or a checkpoint prefix. Received: {path}"
+                "Model path does not exist: expected a SavedModel export, a TF Serving "
+                "model_base_path, a saved preset, a training workdir or a checkpoint prefix. "
+                f"Received: {path}"
             )
         saved_model = _saved_model_dir(path)
         if saved_model is not None:
@@ -70,11 +73,11 @@ class Predictor:
             self.input_contract = InputContract.read(saved_model)
             self.source = saved_model
         else:
-            model, info = load_model_from_checkpoint(path)
+            model = MultiTaskNet.from_preset(path)
             self.image_size = model.image_size
-            contract = self.input_contract = info["input_contract"]
+            contract = self.input_contract = model.input_contract
             self._fn = lambda images: model.predict_physical(contract(images))
-            self.source = info["checkpoint"]
+            self.source = model.load_info["checkpoint"]
 
     def __call__(self, images: np.ndarray) -> dict:
         return {k: np.asarray(v) for k, v in self._fn(np.asarray(images, np.float32)).items()}

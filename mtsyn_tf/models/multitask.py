@@ -5,12 +5,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from mtsyn_tf.models.alexnet.backbone import AlexNetBackbone
-from mtsyn_tf.models.alexnet.heads import AlexNetTaskHead
+from mtsyn_tf.models import saved_preset
 from mtsyn_tf.models.discriminator import PatchDiscriminator
-from mtsyn_tf.models.presets import get_preset
-from mtsyn_tf.models.vgg16.backbone import VGG16Backbone
-from mtsyn_tf.models.vgg16.heads import VGG16TaskHead
+from mtsyn_tf.models.preprocessor import InputContract
+from mtsyn_tf.models.presets import ModelConfig, resolve_preset
 
 
 @keras.saving.register_keras_serializable(package="mtsyn_tf")
@@ -24,43 +22,74 @@ class MultiTaskNet(keras.Model):
     """
 
     def __init__(
-        self, preset: dict | str = "paper_alexnet", sync_batchnorm: bool = False, **kwargs
+        self,
+        preset: str | dict | ModelConfig = "paper_alexnet",
+        sync_batchnorm: bool = False,
+        **kwargs,
     ):
         super().__init__(**kwargs)
-        self.preset = get_preset(preset)
+        self.config = resolve_preset(preset)
         self.sync_batchnorm = sync_batchnorm
-        p = self.preset
+        arch, args = self.config.architecture, self.config.backbone
 
-        # === Layers ===
-        if p["arch"] == "alexnet":
-            self.backbone = AlexNetBackbone(
-                p["widths"], sync_batchnorm=sync_batchnorm, name="backbone"
-            )
-            self.heads = {
-                t: AlexNetTaskHead(
-                    t, p["decoder_width"], sync_batchnorm=sync_batchnorm, name=f"{t}_head"
-                )
-                for t in p["tasks"]
-            }
-        else:
-            self.backbone = VGG16Backbone(
-                p["widths"], sync_batchnorm=sync_batchnorm, name="backbone"
-            )
-            self.heads = {
-                t: VGG16TaskHead(
-                    t, p["decoder_widths"], sync_batchnorm=sync_batchnorm, name=f"{t}_head"
-                )
-                for t in p["tasks"]
-            }
+        # === Layers (the architecture's row of the registry) ===
+        self.backbone = arch.build_backbone(args, sync_batchnorm)
+        self.heads = {t: arch.build_head(t, args, sync_batchnorm) for t in self.config.tasks}
         # Direct attributes as well: tf.train.Checkpoint follows attributes, not dict
         # entries, and the heads' BatchNorm statistics must be in every checkpoint.
         for task, head in self.heads.items():
             setattr(self, f"{task}_head", head)
-        self.tasks = tuple(p["tasks"])
-        self.image_size = p["image_size"]
+        self.tasks = self.config.tasks
+        self.image_size = self.config.image_size
+        # Set by ``from_preset``: where the weights came from and the run's input contract.
+        self._load_info = None
+
+    @property
+    def preset(self) -> dict:
+        """The dict view of ``self.config`` (a fresh plain copy): ``preset["arch"]`` etc."""
+        return self.config.to_dict()
+
+    @property
+    def load_info(self) -> dict | None:
+        """What ``from_preset`` loaded (see ``saved_preset.load_preset``); None if built here."""
+        return None if self._load_info is None else dict(self._load_info)
+
+    @property
+    def input_contract(self) -> InputContract | None:
+        """The test-time input transform of the run this model was loaded from; None for a
+        model built here (nothing recorded what it is to be fed)."""
+        return None if self._load_info is None else self._load_info["input_contract"]
+
+    # === Saved presets (keras-hub layout; see models/saved_preset.py) ===
+    @classmethod
+    def from_preset(
+        cls,
+        path_or_name: str,
+        architecture: str | None = None,
+        expected_preset: str | dict | None = None,
+        load_weights: bool = True,
+    ):
+        """The model of a saved preset directory, a training run or a built-in preset name.
+
+        A training workdir, its checkpoints directory or a checkpoint prefix loads the
+        run's newest (or named) checkpoint. A built-in name (``preset_names()``) has no
+        published weights: it needs ``load_weights=False``. ``architecture`` or
+        ``expected_preset`` make a model of another arch or shape raise. The result
+        carries ``input_contract`` (feed it through that) and ``load_info``.
+        """
+        return saved_preset.load_preset(
+            cls, path_or_name, architecture, expected_preset, load_weights
+        )[0]
+
+    def save_to_preset(
+        self, directory: str, input_contract: InputContract | None = None, overwrite=False
+    ) -> str:
+        """Writes config.json, model.weights.h5, preprocessor.json and metadata.json into
+        ``directory`` (atomically); ``input_contract`` defaults to the loaded one."""
+        return saved_preset.save_to_preset(self, directory, input_contract, overwrite)
 
     def head_input(self, taps):
-        return taps["fc7"] if self.preset["arch"] == "alexnet" else taps
+        return self.config.architecture.head_input(taps)
 
     def forward(self, images, training=None, pre_activation=False):
         """Returns (feature taps, task predictions) from a single forward pass.
@@ -88,9 +117,8 @@ class MultiTaskNet(keras.Model):
         return self
 
     def get_config(self):
-        # A plain copy: ``self.preset`` is tracked by Keras (a TrackedDict tied to this model).
         return {
-            "preset": get_preset(self.preset),
+            "preset": self.config.to_dict(),
             "sync_batchnorm": self.sync_batchnorm,
             "name": self.name,
         }
@@ -113,9 +141,9 @@ def build_multitask_model(
     preset: dict | str = "paper_alexnet", sync_batchnorm: bool = False, **overrides
 ):
     """Builds (and creates the weights of) a MultiTaskNet for a preset name or dict."""
-    config = get_preset(preset, **overrides)
+    config = resolve_preset(preset, **overrides)
     return MultiTaskNet(
-        config, sync_batchnorm=sync_batchnorm, name=f"mtsyn_{config['arch']}"
+        config, sync_batchnorm=sync_batchnorm, name=f"mtsyn_{config.arch}"
     ).build_for_size()
 
 
@@ -123,11 +151,23 @@ def build_discriminator(
     preset: dict | str = "paper_alexnet", sync_batchnorm: bool = False, **overrides
 ):
     """Builds the patch discriminator for a preset's domain-adaptation tap."""
-    config = get_preset(preset, **overrides)
-    kernel = 3 if config["arch"] == "alexnet" else 4
+    config = resolve_preset(preset, **overrides)
     return PatchDiscriminator(
-        config["disc_widths"],
-        kernel_size=kernel,
+        config.disc_widths,
+        kernel_size=config.architecture.disc_kernel_size,
         sync_batchnorm=sync_batchnorm,
         name="discriminator",
+    )
+
+
+def load_preset(
+    path_or_name: str,
+    architecture: str | None = None,
+    expected_preset: str | dict | None = None,
+    load_weights: bool = True,
+):
+    """``(model, info)``: ``MultiTaskNet.from_preset`` plus the loader's info dict
+    (checkpoint, config path, preset dict, input contract, run record, metadata)."""
+    return saved_preset.load_preset(
+        MultiTaskNet, path_or_name, architecture, expected_preset, load_weights
     )

@@ -33,7 +33,7 @@ def test_every_weight_is_tracked_by_checkpoints(preset):
 def test_untracked_weights_are_refused(tmp_path, monkeypatch):
     write_workdir(build_multitask_model("small"), str(tmp_path / "run"))
     monkeypatch.setattr(
-        "mtsyn_tf.export.checkpoint.untracked_weights", lambda model: ["head/kernel"]
+        "mtsyn_tf.models.run_checkpoint.untracked_weights", lambda model: ["head/kernel"]
     )
     with pytest.raises(ValueError, match="cannot be saved or restored"):
         load_model_from_checkpoint(str(tmp_path / "run"))

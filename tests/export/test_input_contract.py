@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import warnings
 
 import keras
@@ -35,6 +37,7 @@ from mtsyn_tf.export.checkpoint import load_model_from_checkpoint
 from mtsyn_tf.export.onnx_export import OnnxRunner, export_onnx_predictor
 from mtsyn_tf.export.predictor import Predictor, load_image
 from mtsyn_tf.export.serving import export_for_serving
+from mtsyn_tf.models import MultiTaskNet
 from mtsyn_tf.models.preprocessor import CONTRACT_FILENAME, InputContract
 from tests.export.conftest import write_workdir
 
@@ -169,6 +172,35 @@ def test_saved_model_serves_what_was_evaluated(grey_run, colour_photos):
     checkpoint_predictor = Predictor(grey_run["workdir"])
     assert checkpoint_predictor.input_contract.grayscale
     _assert_close(checkpoint_predictor(colour_photos), evaluated)
+
+
+def test_saved_preset_serves_what_was_evaluated(grey_run, colour_photos):
+    """scripts/export.py --format=preset converts the run; Predictor (predict.py) and
+    from_preset on the preset give the evaluation path's numbers (same kernels, same input:
+    bit-identical)."""
+    preset = str(grey_run["root"] / "preset")
+    subprocess.run(
+        [
+            sys.executable,
+            "scripts/export.py",
+            f"--checkpoint={grey_run['workdir']}",
+            "--format=preset",
+            f"--output={preset}",
+        ],
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        capture_output=True,
+    )
+    model, contract = grey_run["model"], grey_run["info"]["input_contract"]
+    evaluated = predict_numpy(model, colour_photos, contract)
+    predictor = Predictor(preset)
+    assert predictor.input_contract.grayscale
+    assert predictor.source == os.path.join(preset, "model.weights.h5")
+    for task, value in predictor(colour_photos).items():
+        np.testing.assert_array_equal(value, evaluated[task], err_msg=task)
+    loaded = MultiTaskNet.from_preset(preset, expected_preset="small")
+    for task, value in predict_numpy(loaded, colour_photos, loaded.input_contract).items():
+        np.testing.assert_array_equal(value, evaluated[task], err_msg=task)
 
 
 def test_onnx_serves_what_was_evaluated(grey_run, colour_photos):

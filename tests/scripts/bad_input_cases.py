@@ -922,6 +922,22 @@ def case_predict_model_missing(w):
     )
 
 
+def case_predict_preset_truncated_weights(w):
+    from mtsyn_tf.models import MultiTaskNet  # TensorFlow is loaded: the run was trained
+
+    preset = MultiTaskNet.from_preset(w.run_dir).save_to_preset(w.path("preset"))
+    weights = os.path.join(preset, "model.weights.h5")
+    truncate(weights, 0.5)
+    return Case(
+        "predict.py",
+        _predict(w, preset, w.photos(a_dot_png=png_bytes())),
+        "Corrupt or unreadable model.weights.h5",
+        weights,
+        absent=[w.path("out")],
+        protect=[preset],
+    )
+
+
 def case_predict_input_missing(w):
     photos = w.path("nowhere")
     return Case(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from mtsyn_tf.models.alexnet.config import ALEXNET_TAPS
 from mtsyn_tf.models.layers import ConvBNAct
-from mtsyn_tf.models.presets import ALEXNET_TAPS
 
 # The max-pool that precedes a layer (SPEC §2 table).
 _POOL_BEFORE = {"conv2": "pool1", "conv3": "pool2", "fc6": "pool5"}

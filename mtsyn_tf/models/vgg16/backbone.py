@@ -6,7 +6,7 @@ import keras
 from keras import layers
 
 from mtsyn_tf.models.layers import ConvBNAct
-from mtsyn_tf.models.presets import VGG16_TAPS
+from mtsyn_tf.models.vgg16.config import VGG16_TAPS
 
 # (block, number of 3×3 convs); a 2×2 max-pool follows blocks 1–4, none after block 5.
 _BLOCKS = ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
