@@ -63,23 +63,18 @@ def _tf_worker():
 
     if FLAGS.tf_thread_plan:
         runtime.configure_threads(FLAGS.threads)
-    import keras
     import model_variants
     import tensorflow as tf
     from matmul_peak import matmul_gflops
     from train_step import _build, _random_batch, _time, flops_and_memory
 
+    # The run's trainer: D with the reference's SGD (SPEC §3), as in the torch step.
     trainer = _build(FLAGS.preset, FLAGS.batch, "float32")
-    # The reference's optimizer for D (SPEC §3), as in the torch step.
-    trainer.disc_optimizer = keras.optimizers.SGD(1e-3, momentum=0.9, weight_decay=5e-4)
-    trainer.build_optimizers()
     flops = None
     if FLAGS.count_flops:
-        # FLOPs of the work the step must do: counted with the bottleneck as matmuls (exact
-        # 2·M·K·N), not through space_to_batch, which computes 16 % more outputs for fc6.
-        undo = model_variants.apply(trainer.model, "fc_matmul")
+        # FLOPs of the work the step must do, with the library's fc6/fc7 as matmuls (exact
+        # 2·M·K·N); the conv path through space_to_batch would count 16 % more for fc6.
         flops = flops_and_memory(trainer, 1)["train_flops_per_image"]
-        undo()
     model_variants.apply(trainer.model, FLAGS.variant)
     data = _random_batch(FLAGS.batch, trainer.model.image_size)
     step = tf.function(trainer.train_step)
