@@ -52,6 +52,7 @@ flags.DEFINE_list(
     ["keras"],
     "mtsyn_tf model variants to time, each in its own worker (benchmarks/model_variants.py).",
 )
+flags.DEFINE_string("json_out", None, "Also write the result as JSON here (make bench's table).")
 flags.DEFINE_string("variant", "keras", "Internal: the worker's model variant.")
 flags.DEFINE_bool("count_flops", True, "Internal: whether the worker counts the step's FLOPs.")
 flags.DEFINE_enum("worker", None, ["tf"], "Internal: run as the mtsyn_tf worker.")
@@ -226,6 +227,12 @@ def main(argv):
             raise app.UsageError(f"--{name} must be > 0. Received: {getattr(FLAGS, name)}")
     result = compare(FLAGS.batch, FLAGS.threads, FLAGS.rounds, FLAGS.steps)
     print_report(result, FLAGS.batch, FLAGS.threads)
+    if FLAGS.json_out:
+        from mtsyn_tf.io_utils import write_json_atomic
+
+        write_json_atomic(
+            FLAGS.json_out, {"batch": FLAGS.batch, "threads": FLAGS.threads, **result}
+        )
 
 
 if __name__ == "__main__":
