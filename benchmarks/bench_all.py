@@ -93,6 +93,16 @@ def compare_rows(result: dict) -> list[dict]:
         )
         rows.append(
             _row(
+                "  per CPU-second (all threads)",
+                r["images_per_cpu_s"],
+                "img/CPU-s",
+                f"PyTorch {torch['images_per_cpu_s']:.3f}" if torch else "PyTorch absent",
+                r["cpu_ratio_to_torch"],
+                ">= 1.15",
+            )
+        )
+        rows.append(
+            _row(
                 f"  share of FLOP ceiling ({result['ceiling_gflops']:.0f} GFLOP/s)",
                 r["images_per_s"] * result["gflop_per_image"],
                 "GFLOP/s",

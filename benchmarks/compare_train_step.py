@@ -6,7 +6,8 @@ project's Python) and ``torch_reference_step.py --serve`` (in ``.venv-torch``, w
 batch and thread count, then times them in alternation, ``rounds`` times, so that both see
 the same machine load. Only one worker computes at a time; the other waits on its stdin.
 
-Printed: img/s of each (median over rounds), the ratio mtsyn_tf / PyTorch (median of the
+Printed: img/s and images per CPU-second (process CPU time of all its threads: the work
+a step costs, which holds on a machine other jobs share) of each (median over rounds), the ratio mtsyn_tf / PyTorch (median of the
 per-round ratios), and each one's share of the FLOP ceiling: the best dense-matmul rate
 (``matmul_peak.py``, fp32) measured between rounds, against the step's FLOPs per image
 counted by TensorFlow's profiler (``train_step.flops_and_memory``).
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 from absl import app, flags
 
@@ -86,7 +88,12 @@ def _tf_worker():
         if command == ["quit"]:
             break
         if command[0] == "time":
-            reply = {"seconds_per_step": _time(lambda: step(data), int(command[1]), 0)}
+            cpu = time.process_time()
+            seconds = _time(lambda: step(data), int(command[1]), 0)
+            reply = {
+                "seconds_per_step": seconds,
+                "cpu_seconds_per_step": (time.process_time() - cpu) / int(command[1]),
+            }
         elif command[0] == "peak":
             reply = {"gflops": matmul_gflops("float32", 2048, "cpu", repeats=3)}
         else:
@@ -159,15 +166,20 @@ def compare(batch: int, threads: int, rounds: int, steps: int) -> dict:
             worker.wait_ready()
         tf_names = [n for n in workers if n != "PyTorch"]
         rates = {n: [] for n in workers}
+        cpu_rates = {n: [] for n in workers}  # images per CPU-second (all threads)
         ratios = {n: [] for n in tf_names}
+        cpu_ratios = {n: [] for n in tf_names}
         peaks = []
         for r in range(rounds):
             for name, worker in workers.items():
-                rates[name].append(batch / worker.ask(f"time {steps}")["seconds_per_step"])
+                reply = worker.ask(f"time {steps}")
+                rates[name].append(batch / reply["seconds_per_step"])
+                cpu_rates[name].append(batch / reply["cpu_seconds_per_step"])
             peaks.append(workers[tf_names[0]].ask("peak")["gflops"])
             for name in tf_names:
                 if "PyTorch" in rates:
                     ratios[name].append(rates[name][-1] / rates["PyTorch"][-1])
+                    cpu_ratios[name].append(cpu_rates[name][-1] / cpu_rates["PyTorch"][-1])
             line = ", ".join(f"{n} {v[-1]:.3f} img/s" for n, v in rates.items())
             print(f"  round {r + 1}: {line}; matmul {peaks[-1]:.1f} GFLOP/s", flush=True)
     finally:
@@ -183,6 +195,10 @@ def compare(batch: int, threads: int, rounds: int, steps: int) -> dict:
             "images_per_s": rate,
             "ceiling_fraction": rate * gflop / ceiling,
             "ratio_to_torch": statistics.median(ratios[name]) if ratios.get(name) else None,
+            "images_per_cpu_s": statistics.median(cpu_rates[name]),
+            "cpu_ratio_to_torch": (
+                statistics.median(cpu_ratios[name]) if cpu_ratios.get(name) else None
+            ),
         }
     return {
         "rows": rows,
@@ -201,14 +217,22 @@ def print_report(r: dict, batch: int, threads: int) -> None:
         f"torch {r['torch_version'] or 'absent'}; {r['gflop_per_image']:.1f} GFLOP/img; "
         f"ceiling (best fp32 matmul) {r['ceiling_gflops']:.1f} GFLOP/s"
     )
-    print(f"  {'':22s} {'img/s':>7s} {'% ceiling':>9s} {'vs PyTorch':>10s}")
+    print(
+        f"  {'':22s} {'img/s':>7s} {'% ceiling':>9s} {'vs PyTorch':>10s} "
+        f"{'img/CPU-s':>9s} {'vs PyTorch (CPU)':>16s}"
+    )
     for name, row in r["rows"].items():
-        ratio = row["ratio_to_torch"]
+        ratio, cpu_ratio = row["ratio_to_torch"], row["cpu_ratio_to_torch"]
         ratio = "-" if ratio is None else f"{ratio:.2f}x"
+        cpu_ratio = "-" if cpu_ratio is None else f"{cpu_ratio:.2f}x"
         print(
             f"  {name:22s} {row['images_per_s']:7.3f} {100 * row['ceiling_fraction']:8.1f}% "
-            f"{ratio:>10s}"
+            f"{ratio:>10s} {row['images_per_cpu_s']:9.3f} {cpu_ratio:>16s}"
         )
+    print(
+        "  img/CPU-s: images per CPU-second of the worker (all threads); on a machine shared "
+        "with other jobs it measures the work a step costs, which wall time does not."
+    )
     if r["torch_version"] is None:
         print(
             f"  PyTorch comparison off: no {FLAGS.torch_python}. `make bench-torch` creates it "
