@@ -139,13 +139,13 @@ def fit_rows(result: dict) -> list[dict]:
 def print_table(rows: list[dict]) -> None:
     print("\n=== make bench: summary (ratios are measured side by side in this run) ===")
     print(
-        f"{'figure':<46s} {'value':>9s} {'unit':<8s} {'compared with':<22s} {'ratio':>6s}  target"
+        f"{'figure':<46s} {'value':>9s} {'unit':<10s} {'compared with':<22s} {'ratio':>6s}  target"
     )
     for r in rows:
         value = "-" if r["value"] is None else f"{r['value']:.3f}"
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
         print(
-            f"{r['figure']:<46s} {value:>9s} {r['unit']:<8s} {r['comparison']:<22s} "
+            f"{r['figure']:<46s} {value:>9s} {r['unit']:<10s} {r['comparison']:<22s} "
             f"{ratio:>6s}  {r['target']}"
         )
 
