@@ -26,16 +26,12 @@ lint:
 format:
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
-# Each figure beside what it is compared with, from one run: the train step beside the
-# PyTorch reference step (if .venv-torch exists; `make bench-torch` creates it), training
-# inside fit beside the isolated step and the input pipeline, FLOPs/memory, export latency.
+# Each figure beside what it is compared with, from one run, and one table at the end
+# (benchmarks/bench_all.py): fresh-scene render rate, the train step beside the PyTorch
+# reference step (if .venv-torch exists; `make bench-torch` creates it), training inside
+# fit beside the isolated step and the input pipeline, FLOPs/memory, export latency.
 bench:
-	$(PY) benchmarks/render_throughput.py
-	$(PY) benchmarks/compare_train_step.py
-	$(PY) benchmarks/fit_vs_step.py
-	$(PY) benchmarks/input_pipeline.py
-	$(PY) benchmarks/train_step.py
-	$(PY) benchmarks/export_latency.py
+	$(PY) benchmarks/bench_all.py
 
 # Opt-in: PyTorch (CPU) in its own virtualenv, never a dependency of mtsyn_tf; then the
 # train-step comparison alone.

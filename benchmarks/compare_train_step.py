@@ -6,7 +6,8 @@ project's Python) and ``torch_reference_step.py --serve`` (in ``.venv-torch``, w
 batch and thread count, then times them in alternation, ``rounds`` times, so that both see
 the same machine load. Only one worker computes at a time; the other waits on its stdin.
 
-Printed: img/s of each (median over rounds), the ratio mtsyn_tf / PyTorch (median of the
+Printed: img/s and images per CPU-second (process CPU time of all its threads: the work
+a step costs, which holds on a machine other jobs share) of each (median over rounds), the ratio mtsyn_tf / PyTorch (median of the
 per-round ratios), and each one's share of the FLOP ceiling: the best dense-matmul rate
 (``matmul_peak.py``, fp32) measured between rounds, against the step's FLOPs per image
 counted by TensorFlow's profiler (``train_step.flops_and_memory``).
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 from absl import app, flags
 
@@ -52,6 +54,7 @@ flags.DEFINE_list(
     ["keras"],
     "mtsyn_tf model variants to time, each in its own worker (benchmarks/model_variants.py).",
 )
+flags.DEFINE_string("json_out", None, "Also write the result as JSON here (make bench's table).")
 flags.DEFINE_string("variant", "keras", "Internal: the worker's model variant.")
 flags.DEFINE_bool("count_flops", True, "Internal: whether the worker counts the step's FLOPs.")
 flags.DEFINE_enum("worker", None, ["tf"], "Internal: run as the mtsyn_tf worker.")
@@ -63,23 +66,18 @@ def _tf_worker():
 
     if FLAGS.tf_thread_plan:
         runtime.configure_threads(FLAGS.threads)
-    import keras
     import model_variants
     import tensorflow as tf
     from matmul_peak import matmul_gflops
     from train_step import _build, _random_batch, _time, flops_and_memory
 
+    # The run's trainer: D with the reference's SGD (SPEC §3), as in the torch step.
     trainer = _build(FLAGS.preset, FLAGS.batch, "float32")
-    # The reference's optimizer for D (SPEC §3), as in the torch step.
-    trainer.disc_optimizer = keras.optimizers.SGD(1e-3, momentum=0.9, weight_decay=5e-4)
-    trainer.build_optimizers()
     flops = None
     if FLAGS.count_flops:
-        # FLOPs of the work the step must do: counted with the bottleneck as matmuls (exact
-        # 2·M·K·N), not through space_to_batch, which computes 16 % more outputs for fc6.
-        undo = model_variants.apply(trainer.model, "fc_matmul")
+        # FLOPs of the work the step must do, with the library's fc6/fc7 as matmuls (exact
+        # 2·M·K·N); the conv path through space_to_batch would count 16 % more for fc6.
         flops = flops_and_memory(trainer, 1)["train_flops_per_image"]
-        undo()
     model_variants.apply(trainer.model, FLAGS.variant)
     data = _random_batch(FLAGS.batch, trainer.model.image_size)
     step = tf.function(trainer.train_step)
@@ -90,7 +88,12 @@ def _tf_worker():
         if command == ["quit"]:
             break
         if command[0] == "time":
-            reply = {"seconds_per_step": _time(lambda: step(data), int(command[1]), 0)}
+            cpu = time.process_time()
+            seconds = _time(lambda: step(data), int(command[1]), 0)
+            reply = {
+                "seconds_per_step": seconds,
+                "cpu_seconds_per_step": (time.process_time() - cpu) / int(command[1]),
+            }
         elif command[0] == "peak":
             reply = {"gflops": matmul_gflops("float32", 2048, "cpu", repeats=3)}
         else:
@@ -163,15 +166,20 @@ def compare(batch: int, threads: int, rounds: int, steps: int) -> dict:
             worker.wait_ready()
         tf_names = [n for n in workers if n != "PyTorch"]
         rates = {n: [] for n in workers}
+        cpu_rates = {n: [] for n in workers}  # images per CPU-second (all threads)
         ratios = {n: [] for n in tf_names}
+        cpu_ratios = {n: [] for n in tf_names}
         peaks = []
         for r in range(rounds):
             for name, worker in workers.items():
-                rates[name].append(batch / worker.ask(f"time {steps}")["seconds_per_step"])
+                reply = worker.ask(f"time {steps}")
+                rates[name].append(batch / reply["seconds_per_step"])
+                cpu_rates[name].append(batch / reply["cpu_seconds_per_step"])
             peaks.append(workers[tf_names[0]].ask("peak")["gflops"])
             for name in tf_names:
                 if "PyTorch" in rates:
                     ratios[name].append(rates[name][-1] / rates["PyTorch"][-1])
+                    cpu_ratios[name].append(cpu_rates[name][-1] / cpu_rates["PyTorch"][-1])
             line = ", ".join(f"{n} {v[-1]:.3f} img/s" for n, v in rates.items())
             print(f"  round {r + 1}: {line}; matmul {peaks[-1]:.1f} GFLOP/s", flush=True)
     finally:
@@ -187,6 +195,10 @@ def compare(batch: int, threads: int, rounds: int, steps: int) -> dict:
             "images_per_s": rate,
             "ceiling_fraction": rate * gflop / ceiling,
             "ratio_to_torch": statistics.median(ratios[name]) if ratios.get(name) else None,
+            "images_per_cpu_s": statistics.median(cpu_rates[name]),
+            "cpu_ratio_to_torch": (
+                statistics.median(cpu_ratios[name]) if cpu_ratios.get(name) else None
+            ),
         }
     return {
         "rows": rows,
@@ -205,14 +217,22 @@ def print_report(r: dict, batch: int, threads: int) -> None:
         f"torch {r['torch_version'] or 'absent'}; {r['gflop_per_image']:.1f} GFLOP/img; "
         f"ceiling (best fp32 matmul) {r['ceiling_gflops']:.1f} GFLOP/s"
     )
-    print(f"  {'':22s} {'img/s':>7s} {'% ceiling':>9s} {'vs PyTorch':>10s}")
+    print(
+        f"  {'':22s} {'img/s':>7s} {'% ceiling':>9s} {'vs PyTorch':>10s} "
+        f"{'img/CPU-s':>9s} {'vs PyTorch (CPU)':>16s}"
+    )
     for name, row in r["rows"].items():
-        ratio = row["ratio_to_torch"]
+        ratio, cpu_ratio = row["ratio_to_torch"], row["cpu_ratio_to_torch"]
         ratio = "-" if ratio is None else f"{ratio:.2f}x"
+        cpu_ratio = "-" if cpu_ratio is None else f"{cpu_ratio:.2f}x"
         print(
             f"  {name:22s} {row['images_per_s']:7.3f} {100 * row['ceiling_fraction']:8.1f}% "
-            f"{ratio:>10s}"
+            f"{ratio:>10s} {row['images_per_cpu_s']:9.3f} {cpu_ratio:>16s}"
         )
+    print(
+        "  img/CPU-s: images per CPU-second of the worker (all threads); on a machine shared "
+        "with other jobs it measures the work a step costs, which wall time does not."
+    )
     if r["torch_version"] is None:
         print(
             f"  PyTorch comparison off: no {FLAGS.torch_python}. `make bench-torch` creates it "
@@ -231,6 +251,12 @@ def main(argv):
             raise app.UsageError(f"--{name} must be > 0. Received: {getattr(FLAGS, name)}")
     result = compare(FLAGS.batch, FLAGS.threads, FLAGS.rounds, FLAGS.steps)
     print_report(result, FLAGS.batch, FLAGS.threads)
+    if FLAGS.json_out:
+        from mtsyn_tf.io_utils import write_json_atomic
+
+        write_json_atomic(
+            FLAGS.json_out, {"batch": FLAGS.batch, "threads": FLAGS.threads, **result}
+        )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ flags.DEFINE_integer("warmup", 4, "Untimed steps first (tracing), fit and isolat
 flags.DEFINE_integer("isolated_steps", 6, "Timed isolated steps, before and after fit.")
 flags.DEFINE_integer("num_records", 32, "Synthetic records written.")
 flags.DEFINE_bool("deterministic", True, "As the demo and scripts/train.py default.")
+flags.DEFINE_string("json_out", None, "Also write the result as JSON here (make bench's table).")
 flags.DEFINE_bool(
     "thread_plan", True, "mtsyn_tf.runtime's thread pools; false: TensorFlow's defaults."
 )
@@ -169,6 +170,10 @@ def main(argv):
         )
     r = fit_vs_step(FLAGS.preset, FLAGS.batch, FLAGS.steps, FLAGS.warmup, FLAGS.isolated_steps)
     print_report(r, FLAGS.preset, FLAGS.batch)
+    if FLAGS.json_out:
+        from mtsyn_tf.io_utils import write_json_atomic
+
+        write_json_atomic(FLAGS.json_out, {"preset": FLAGS.preset, "batch": FLAGS.batch, **r})
 
 
 if __name__ == "__main__":

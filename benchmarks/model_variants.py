@@ -6,10 +6,9 @@ PyTorch step in one run. Each variant computes the same function with the same w
 ``mtsyn_tf/models`` as a plain code change. Variants:
 
 * ``keras``: the model as it is.
-* ``fc_matmul``: the bottleneck as two matmuls. fc6 (6×6, dilation 2, on conv5 padded by 5
-  to 23×23) becomes an im2col by 36 strided slices concatenated on channels
-  ([B, 13, 13, 36·C]) times the kernel reshaped to [36·C, 4096]; fc7 (1×1) becomes
-  [B·169, 4096] × [4096, 4096]. Keras sends a dilated Conv2D through
+* ``fc_conv``: fc6 and fc7 through Keras' Conv2D, as before issue 13 (the "before" of
+  ``ConvBNAct``'s matmul path, which the library now takes for 1×1 and dilated
+  convolutions: see ``mtsyn_tf/models/layers.py``). Keras sends a dilated Conv2D through
   ``space_to_batch`` → 2×2 sub-images of 12×12 → conv → ``batch_to_space`` and crop,
   which computes 14×14 outputs for the 13×13 kept (16 % extra work on the largest layer)
   and copies the activations and their gradients twice more.
@@ -26,32 +25,7 @@ PyTorch step in one run. Each variant computes the same function with the same w
 
 from __future__ import annotations
 
-VARIANTS = ("keras", "fc_matmul", "fused_bn", "heads_fused")  # combine with "+"
-
-
-def _dilated_conv_as_matmul(conv):
-    """``call`` for a VALID, stride-1, dilated Conv2D layer without bias: im2col + matmul."""
-    import tensorflow as tf
-
-    kh, kw = conv.kernel_size
-    dh, dw = conv.dilation_rate
-
-    def call(x):
-        height = x.shape[1] - dh * (kh - 1)
-        width = x.shape[2] - dw * (kw - 1)
-        # Channel order (ky, kx, c): the row-major flattening of the [kh, kw, C, F] kernel.
-        patches = tf.concat(
-            [
-                x[:, dh * i : dh * i + height, dw * j : dw * j + width, :]
-                for i in range(kh)
-                for j in range(kw)
-            ],
-            axis=-1,
-        )
-        kernel = tf.reshape(conv.kernel, [-1, conv.filters])
-        return tf.tensordot(patches, tf.cast(kernel, patches.dtype), axes=1)
-
-    return call
+VARIANTS = ("keras", "fc_conv", "fused_bn", "heads_fused")  # combine with "+"
 
 
 def _fused_batch_norm(bn):
@@ -132,12 +106,11 @@ def apply(model, variant: str):
     if not set(variant.split("+")) <= set(VARIANTS):
         raise ValueError(f"variant must be one of {VARIANTS}. Received: variant={variant!r}")
     layers = []
-    if "fc_matmul" in variant:
-        for layer in (model.backbone.fc6.conv, model.backbone.fc7.conv):
-            if layer.use_bias or layer.strides != (1, 1) or layer.padding != "valid":
-                raise ValueError(f"{layer.name}: expected a stride-1 VALID conv without bias.")
-            layer.call = _dilated_conv_as_matmul(layer)
-            layers.append(layer)
+    switched = []
+    if "fc_conv" in variant:
+        for layer in (model.backbone.fc6, model.backbone.fc7):
+            layer.use_matmul = False
+            switched.append(layer)
     patched_model = False
     if "heads_fused" in variant:
         model.forward = _fused_first_deconvs(model)
@@ -150,6 +123,8 @@ def apply(model, variant: str):
     def undo():
         for layer in layers:
             del layer.call
+        for layer in switched:
+            layer.use_matmul = True
         if patched_model:
             del model.forward
 

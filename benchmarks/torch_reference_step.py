@@ -216,10 +216,18 @@ def _random_batch(batch: int, size: int) -> dict:
 
 
 def seconds_per_step(step, steps: int) -> float:
-    start = time.perf_counter()
+    return timed_steps(step, steps)["seconds_per_step"]
+
+
+def timed_steps(step, steps: int) -> dict:
+    """Wall and process-CPU seconds per step (CPU: all threads; see compare_train_step)."""
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
-    return (time.perf_counter() - start) / steps
+    return {
+        "seconds_per_step": (time.perf_counter() - start) / steps,
+        "cpu_seconds_per_step": (time.process_time() - cpu) / steps,
+    }
 
 
 def main():
@@ -248,7 +256,7 @@ def main():
         if command[:1] != ["time"] or len(command) != 2:
             print(json.dumps({"error": f"expected 'time N' or 'quit'. Received: {line!r}"}))
             continue
-        print(json.dumps({"seconds_per_step": seconds_per_step(step, int(command[1]))}), flush=True)
+        print(json.dumps(timed_steps(step, int(command[1]))), flush=True)
 
 
 if __name__ == "__main__":

@@ -63,23 +63,20 @@ def _define_flags():
 
 # ---------------------------------------------------------------------- model pieces
 def _build(preset: str, batch: int, policy: str):
+    """The trainer a run builds (``mtsyn_tf.trainer.build``): Adam for B/H, the reference's
+    SGD (momentum 0.9, weight decay 5e-4) for D, with the run's schedules; ``policy`` is
+    the Keras dtype policy the caller has set."""
     import keras
+    import tensorflow as tf
 
-    from mtsyn_tf.models import build_discriminator, build_multitask_model
-    from mtsyn_tf.trainer import precision as mp
-    from mtsyn_tf.trainer.config import TrainerConfig
-    from mtsyn_tf.trainer.mtl_adversarial import MultiTaskAdversarialTrainer
+    from mtsyn_tf.trainer.build import build_trainer
+    from mtsyn_tf.trainer.config import RunConfig
 
+    del policy  # build_trainer reads the global dtype policy (mp.use_policy in main)
     keras.utils.set_random_seed(0)
-    trainer = MultiTaskAdversarialTrainer(
-        build_multitask_model(preset), build_discriminator(preset), TrainerConfig()
-    ).build_all()
-    trainer.compile(
-        mp.wrap_optimizer(keras.optimizers.Adam(1e-4, beta_1=0.5), policy),
-        mp.wrap_optimizer(keras.optimizers.Adam(1e-4, beta_1=0.5), policy),
-    )
-    trainer.build_optimizers()
-    return trainer
+    cfg = RunConfig(workdir="", synthetic_dir="", preset=preset, batch_size=batch)
+    total_steps = cfg.epochs * cfg.steps_per_epoch
+    return build_trainer(cfg, preset, tf.distribute.get_strategy(), total_steps)
 
 
 def _random_batch(batch: int, size: int) -> dict:

@@ -70,11 +70,23 @@ class DemoConfig:
 
 
 class _Timer:
+    """Times the demo's steps; logs each start with the step count and the elapsed time."""
+
+    STEPS = 7  # render, real domain, untrained baseline, train, export, evaluation, report
+
     def __init__(self):
         self.seconds = {}
+        self.start = time.perf_counter()
 
     def step(self, name: str, fn, *args, **kwargs):
-        logging.info("=== demo step: %s ===", name)
+        elapsed = time.perf_counter() - self.start
+        logging.info(
+            "=== demo step %d/%d: %s (%.0f s elapsed) ===",
+            len(self.seconds) + 1,
+            self.STEPS,
+            name,
+            elapsed,
+        )
         start = time.perf_counter()
         result = fn(*args, **kwargs)
         self.seconds[name] = round(time.perf_counter() - start, 1)
@@ -208,7 +220,10 @@ def run_demo(cfg: DemoConfig) -> dict:
     if cfg.retrain and os.path.exists(p["run"]):
         shutil.rmtree(p["run"])
     untrained = timer.step("evaluate untrained model", untrained_metrics, run_cfg)
-    results = timer.step("train", train, run_cfg)
+    from mtsyn_tf.progress import training_callback
+
+    progress = training_callback(cfg.epochs * cfg.steps_per_epoch, 2 * cfg.batch_size)
+    results = timer.step("train", train, run_cfg, extra_callbacks=[progress])
     exports = timer.step("export (TF Serving + ONNX)", _export, p["run"], p["serving"], p["onnx"])
 
     from mtsyn_tf.demo.report import write_demo_report

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 _ACTIVATIONS = ("relu", "leaky_relu", "linear")
+_CONV_IMPLS = ("auto", "conv", "matmul")
 
 
 def _activation_layer(activation: str, name: str):
@@ -41,6 +42,7 @@ class ConvBNAct(layers.Layer):
         transpose: bool = False,
         use_bn: bool = True,
         sync_batchnorm: bool = False,
+        conv_impl: str = "auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -58,6 +60,21 @@ class ConvBNAct(layers.Layer):
         self.transpose = transpose
         self.use_bn = use_bn
         self.sync_batchnorm = sync_batchnorm
+        if conv_impl not in _CONV_IMPLS:
+            raise ValueError(
+                f"conv_impl must be one of {_CONV_IMPLS}. Received: conv_impl={conv_impl!r}"
+            )
+        matmul_ok = not transpose and strides == 1 and padding != "same"
+        if conv_impl == "matmul" and not matmul_ok:
+            raise ValueError(
+                "conv_impl='matmul' needs a stride-1 convolution without padding='same' and "
+                f"without transpose. Received: strides={strides}, padding={padding!r}, "
+                f"transpose={transpose}"
+            )
+        self.conv_impl = conv_impl
+        self.use_matmul = conv_impl == "matmul" or (
+            conv_impl == "auto" and matmul_ok and (kernel_size == 1 or dilation_rate > 1)
+        )
 
         # === Layers ===
         self.pad = None
@@ -103,13 +120,38 @@ class ConvBNAct(layers.Layer):
         """
         if self.pad is not None:
             x = self.pad(x)
-        x = self.conv(x)
+        # The patches need static spatial sizes; an input of unknown size takes Conv2D.
+        static = x.shape[1] is not None and x.shape[2] is not None
+        x = self._conv_as_matmul(x) if self.use_matmul and static else self.conv(x)
         if self.bn is not None:
             x = self.bn(x, training=training)
         pre = x
         if self.act is not None:
             x = self.act(x)
         return (x, pre) if return_pre_activation else x
+
+    def _conv_as_matmul(self, x):
+        """``self.conv(x)`` (VALID, stride 1) as patches × kernel, with the same variables."""
+        k, d = self.kernel_size, self.dilation_rate
+        height, width = x.shape[1] - d * (k - 1), x.shape[2] - d * (k - 1)
+        if k == 1:
+            patches = x
+        else:
+            # Channel index (ky·k + kx)·C + c: the row-major flattening of [k, k, C, F].
+            patches = ops.concatenate(
+                [
+                    x[:, d * i : d * i + height, d * j : d * j + width, :]
+                    for i in range(k)
+                    for j in range(k)
+                ],
+                axis=-1,
+            )
+        kernel = ops.cast(ops.reshape(self.conv.kernel, (-1, self.filters)), x.dtype)
+        y = ops.matmul(ops.reshape(patches, (-1, patches.shape[-1])), kernel)
+        y = ops.reshape(y, (-1, height, width, self.filters))
+        if self.conv.use_bias:
+            y = y + ops.cast(self.conv.bias, y.dtype)
+        return y
 
     def compute_output_shape(self, input_shape):
         shape = input_shape
@@ -129,5 +171,6 @@ class ConvBNAct(layers.Layer):
             transpose=self.transpose,
             use_bn=self.use_bn,
             sync_batchnorm=self.sync_batchnorm,
+            conv_impl=self.conv_impl,
         )
         return config

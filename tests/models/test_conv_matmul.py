@@ -1,0 +1,133 @@
+"""ConvBNAct's matmul path (im2col × reshaped kernel) computes the convolution it replaces.
+
+Both paths read the same kernel variable and differ only in the order of the float32
+sums, so they are compared within the rounding bound of that arithmetic: an output (or a
+gradient entry) is a sum of K products; recursive float32 summation of K terms in any
+order is within (K−1)·u·Σ|terms| of the exact sum (u = eps/2), so two orders differ by at
+most (K−1)·eps·Σ|terms| ≤ K·eps·Σ|terms|. Σ|terms| is computed per entry by running the
+same operation on |inputs| in float64. A wrong patch order, dilation or kernel layout
+gives errors of the order of Σ|terms| itself, ~1/(K·eps) ≈ 10⁴–10⁵ times the bound.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mtsyn_tf.models.layers import ConvBNAct
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+# (kernel, padding, dilation, input side, channels): AlexNet's fc6 and fc7 at small width,
+# and a plain 3×3 forced onto the matmul path.
+CASES = {
+    "fc6_dilated": (6, 5, 2, 13, 8),
+    "fc7_1x1": (1, 0, 1, 13, 32),
+    "plain_3x3": (3, 1, 1, 9, 8),
+}
+
+
+def _pair(kernel, padding, dilation, side, channels, filters=16):
+    """The same linear (no BN) layer twice, conv and matmul, sharing weights."""
+    kwargs = dict(
+        filters=filters,
+        kernel_size=kernel,
+        padding=padding,
+        dilation_rate=dilation,
+        activation="linear",
+        use_bn=False,
+    )
+    conv = ConvBNAct(conv_impl="conv", name="c", **kwargs)
+    matmul = ConvBNAct(conv_impl="matmul", name="m", **kwargs)
+    shape = (2, side, side, channels)
+    conv.build(shape)
+    matmul.build(shape)
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=w.shape).astype(np.float32) for w in conv.get_weights()]
+    conv.set_weights(weights)
+    matmul.set_weights(weights)
+    x = rng.normal(size=shape).astype(np.float32)
+    return conv, matmul, x
+
+
+def _value_and_grads(layer, x, upstream):
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        loss = tf.reduce_sum(y * upstream)
+    dx, dk = tape.gradient(loss, [x, layer.conv.kernel])
+    return y.numpy(), dx.numpy(), dk.numpy()
+
+
+def _abs_sums(layer, x, upstream):
+    """Σ|terms| of every output / gradient entry: the same op on absolute values, float64."""
+    padding = layer.padding
+    xa = np.pad(np.abs(x), [(0, 0), (padding, padding), (padding, padding), (0, 0)])
+    xa = tf.constant(xa, tf.float64)
+    ka = tf.constant(np.abs(layer.conv.kernel.numpy()), tf.float64)
+    ga = tf.constant(np.abs(upstream), tf.float64)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([xa, ka])
+        y = tf.nn.convolution(xa, ka, padding="VALID", dilations=layer.dilation_rate)
+        y = y + np.abs(layer.conv.bias.numpy())  # the bias is one more term
+        loss = tf.reduce_sum(y * ga)
+    dx, dk = tape.gradient(loss, [xa, ka])
+    dx = dx.numpy()[:, padding : padding + x.shape[1], padding : padding + x.shape[2]]
+    return y.numpy(), dx, dk.numpy()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_matmul_path_equals_conv_path(case):
+    kernel, padding, dilation, side, channels = CASES[case]
+    conv, matmul, x = _pair(kernel, padding, dilation, side, channels)
+    out_side = side + 2 * padding - dilation * (kernel - 1)
+    upstream = np.random.default_rng(1).normal(size=(2, out_side, out_side, 16))
+    upstream = upstream.astype(np.float32)
+    a = _value_and_grads(conv, x, upstream)
+    b = _value_and_grads(matmul, x, upstream)
+    bounds = _abs_sums(conv, x, upstream)
+    # Terms per entry: output k·k·C (+ bias); d input ≤ k·k·F; d kernel = B·H_out·W_out.
+    lengths = (kernel * kernel * channels + 1, kernel * kernel * 16, 2 * out_side * out_side)
+    for name, va, vb, bound, k in zip(("output", "d_input", "d_kernel"), a, b, bounds, lengths):
+        assert va.shape == vb.shape, name
+        tolerance = k * EPS32 * bound
+        excess = np.abs(va - vb) - tolerance
+        assert np.all(excess <= 0), (
+            f"{case} {name}: max |conv - matmul| {np.abs(va - vb).max():.3g} exceeds "
+            f"K·eps·Σ|terms| (K={k}) by {excess.max():.3g}"
+        )
+        # The bound is not vacuous: it stays far below the size of the values compared
+        # (random signs: |value| ~ √K·term while Σ|terms| ~ K·term, so the ratio is ~√K·eps).
+        assert np.median(tolerance) < 1e-2 * np.median(np.abs(va)), name
+
+
+def test_auto_picks_matmul_for_fc6_and_fc7_only():
+    from mtsyn_tf.models import build_multitask_model
+
+    backbone = build_multitask_model("small").backbone
+    chosen = {
+        name: getattr(backbone, name).use_matmul
+        for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
+    }
+    assert chosen == {
+        "conv1": False,
+        "conv2": False,
+        "conv3": False,
+        "conv4": False,
+        "conv5": False,
+        "fc6": True,
+        "fc7": True,
+    }
+    # The kernel variables are the Conv2D's, as checkpoints and exports name them.
+    assert backbone.fc6.conv.kernel.path.endswith("fc6_conv/kernel")
+
+
+def test_conv_impl_round_trips_and_rejects_bad_values():
+    layer = ConvBNAct(8, 1, conv_impl="conv", name="x")
+    assert ConvBNAct.from_config(layer.get_config()).use_matmul is False
+    with pytest.raises(ValueError, match="conv_impl must be one of"):
+        ConvBNAct(8, 1, conv_impl="im2col")
+    with pytest.raises(ValueError, match="conv_impl='matmul' needs a stride-1"):
+        ConvBNAct(8, 3, strides=2, conv_impl="matmul")
