@@ -39,6 +39,8 @@ DEFAULT_SPP = 4
 DEFAULT_MAX_DEPTH = 4
 DEFAULT_DENOISE = "balanced"
 DENOISE_CHOICES = ("off", *denoise_lib.QUALITIES)
+# Samples per pixel of the reference crop shown beside noisy / denoised previews.
+REFERENCE_SPP = 256
 _LABEL_AOVS = "dd:depth,nn:sh_normal,si:shape_index"
 _GUIDE_AOVS = "al:albedo,nn:sh_normal"
 
@@ -72,6 +74,13 @@ def tensorflow_conflict() -> bool:
     return "tensorflow" in sys.modules and "drjit" not in sys.modules
 
 
+def reference_crop_box(height: int, width: int) -> tuple[int, int, int]:
+    """(top, left, size): the centred square, a quarter of the shorter side, that previews
+    render at :data:`REFERENCE_SPP` (a full 227x227 frame would cost ~60x a 4-spp one)."""
+    size = max(1, min(height, width) // 4)
+    return (height - size) // 2, (width - size) // 2, size
+
+
 def _isolated_pool():
     """A lazily started single ``spawn`` process that renders without TensorFlow loaded."""
     global _ISOLATED_POOL
@@ -96,7 +105,10 @@ def render_scene(
     ``with_rgb=False`` skips path tracing (image is all zeros), for label-only tests.
     ``denoise``: ``"off"`` or an OIDN quality (``fast`` / ``balanced`` / ``high``); without
     pyoidn installed it falls back to the noisy image with one logged warning.
-    ``keep_noisy`` adds the undenoised image as ``"image_noisy"`` (for preview grids).
+    ``keep_noisy`` adds the undenoised image as ``"image_noisy"`` and, for RGB renders, a
+    :data:`REFERENCE_SPP` render of the :func:`reference_crop_box` as
+    ``"image_reference_crop"`` with its box as ``"reference_crop_box"`` (for preview grids;
+    all at the denoised image's exposure).
     If TensorFlow is already loaded in this process (see :func:`tensorflow_conflict`) the
     render runs in a helper process; results are identical either way.
     """
@@ -178,6 +190,11 @@ def _render(template, sensor: str, integrator, spp: int, seed: int) -> np.ndarra
     )
 
 
+def _reference_seed(seed: int) -> int:
+    """A seed for the reference render whose samples are independent of the view's."""
+    return int.from_bytes(hashlib.sha256(f"reference/{seed}".encode()).digest()[:4], "little")
+
+
 def _view_rgb(renderer, spp, seed, denoiser):
     """(rgb, noisy) linear HDR [H, W, 3] of the current view; noisy is None undenoised."""
     template = renderer.template
@@ -228,6 +245,9 @@ def render_scene_in_process(
     renderer, denoiser = _prepare(desc, height, width, spp, max_depth, variant, with_rgb, denoise)
     template = renderer.template
     lut = template.instance_lut()
+    box = reference_crop_box(height, width)
+    if keep_noisy and with_rgb:
+        template.add_crop_sensor("reference", REFERENCE_SPP, box)
     samples = []
     for v, camera in enumerate(desc.cameras):
         template.set_camera(camera)
@@ -253,8 +273,13 @@ def render_scene_in_process(
         )
         if keep_noisy:
             # The denoised image's exposure, so the two differ only by the noise.
-            sample["image_noisy"] = labels_lib.tonemap(
-                rgb if noisy is None else noisy, scale=labels_lib.exposure(rgb)
-            )
+            scale = labels_lib.exposure(rgb)
+            sample["image_noisy"] = labels_lib.tonemap(rgb if noisy is None else noisy, scale=scale)
+            if with_rgb:
+                reference = _render(
+                    template, "reference", renderer.rgb, REFERENCE_SPP, _reference_seed(seed)
+                )
+                sample["image_reference_crop"] = labels_lib.tonemap(reference[..., :3], scale=scale)
+                sample["reference_crop_box"] = box
         samples.append(sample)
     return samples
