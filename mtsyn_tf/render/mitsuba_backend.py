@@ -20,9 +20,11 @@ process rendered before (tests/render/test_template.py).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import multiprocessing
 import sys
+import time
 
 import numpy as np
 
@@ -72,6 +74,52 @@ def tensorflow_conflict() -> bool:
     a separate process.
     """
     return "tensorflow" in sys.modules and "drjit" not in sys.modules
+
+
+class PhaseTimes:
+    """CPU seconds per rendering phase, summed over calls: ``with times("rgb pass"): ...``.
+
+    Process CPU time (all of DrJit's and OIDN's threads), so a busy machine does not inflate
+    it; benchmarks/render_throughput.py prints the breakdown. With ``kernel_history`` (JIT
+    variants) each phase also counts the DrJit kernels it launched and those it compiled or
+    loaded from disk (not in this process's in-memory kernel cache).
+    """
+
+    def __init__(self, kernel_history: bool = False):
+        self.seconds: dict[str, float] = {}
+        self.kernels: dict[str, dict[str, float]] = {}
+        self._history = kernel_history
+        if kernel_history:
+            import drjit as dr
+
+            dr.set_flag(dr.JitFlag.KernelHistory, True)
+            dr.kernel_history()  # clears it
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        start = time.process_time()
+        try:
+            yield
+        finally:
+            elapsed = time.process_time() - start
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + elapsed
+            if self._history:
+                self._add_kernels(phase)
+
+    def _add_kernels(self, phase: str) -> None:
+        import drjit as dr
+
+        dr.sync_thread()  # the phase's kernels have run (LLVM launches are asynchronous)
+        history = dr.kernel_history()
+        jit = [k for k in history if k["type"] == dr.KernelType.JIT]
+        totals = self.kernels.setdefault(phase, {"kernels": 0.0, "compiled": 0.0})
+        totals["kernels"] += len(jit)
+        totals["compiled"] += sum((not k["cache_hit"]) or k["cache_disk"] for k in jit)
+
+
+def _untimed(phase: str):
+    del phase
+    return contextlib.nullcontext()
 
 
 def reference_crop_box(height: int, width: int) -> tuple[int, int, int]:
@@ -195,16 +243,19 @@ def _reference_seed(seed: int) -> int:
     return int.from_bytes(hashlib.sha256(f"reference/{seed}".encode()).digest()[:4], "little")
 
 
-def _view_rgb(renderer, spp, seed, denoiser):
+def _view_rgb(renderer, spp, seed, denoiser, timed=_untimed):
     """(rgb, noisy) linear HDR [H, W, 3] of the current view; noisy is None undenoised."""
     template = renderer.template
-    rgb = _render(template, "rgb", renderer.rgb, spp, seed)[..., :3]
+    with timed("rgb pass"):
+        rgb = _render(template, "rgb", renderer.rgb, spp, seed)[..., :3]
     if denoiser is None:
         return rgb, None
     # Same sensor, sampler and seed as the colour: the guides are averaged over the same
     # jittered camera rays, so their edges match the colour's antialiased edges.
-    guides = _render(template, "rgb", renderer.guides, spp, seed)
-    return denoiser(rgb, guides[..., 0:3], guides[..., 3:6]), rgb
+    with timed("guides pass"):
+        guides = _render(template, "rgb", renderer.guides, spp, seed)
+    with timed("denoise"):
+        return denoiser(rgb, guides[..., 0:3], guides[..., 3:6]), rgb
 
 
 def _prepare(desc, height, width, spp, max_depth, variant, with_rgb, denoise):
@@ -238,11 +289,26 @@ def render_linear_rgb(
 
 
 def render_scene_in_process(
-    desc, resolution, spp, max_depth, variant, with_rgb, denoise=DEFAULT_DENOISE, keep_noisy=False
+    desc,
+    resolution,
+    spp,
+    max_depth,
+    variant,
+    with_rgb,
+    denoise=DEFAULT_DENOISE,
+    keep_noisy=False,
+    phase_times: PhaseTimes | None = None,
 ) -> list[dict]:
-    """:func:`render_scene` in this process (only safe without TensorFlow loaded first)."""
+    """:func:`render_scene` in this process (only safe without TensorFlow loaded first).
+
+    ``phase_times`` accumulates the CPU seconds of each phase (scene update, passes,
+    denoising, label extraction)."""
+    timed = phase_times or _untimed
     height, width = _size(resolution)
-    renderer, denoiser = _prepare(desc, height, width, spp, max_depth, variant, with_rgb, denoise)
+    with timed("scene update"):
+        renderer, denoiser = _prepare(
+            desc, height, width, spp, max_depth, variant, with_rgb, denoise
+        )
     template = renderer.template
     lut = template.instance_lut()
     box = reference_crop_box(height, width)
@@ -250,36 +316,51 @@ def render_scene_in_process(
         template.add_crop_sensor("reference", REFERENCE_SPP, box)
     samples = []
     for v, camera in enumerate(desc.cameras):
-        template.set_camera(camera)
+        with timed("scene update"):
+            template.set_camera(camera)
         seed = render_seed(desc, v)
-        labels = _render(template, "labels", renderer.labels, 1, seed)
+        with timed("labels pass"):
+            labels = _render(template, "labels", renderer.labels, 1, seed)
         if with_rgb:
-            rgb, noisy = _view_rgb(renderer, spp, seed, denoiser)
+            rgb, noisy = _view_rgb(renderer, spp, seed, denoiser, timed)
         else:
             rgb, noisy = np.zeros((height, width, 3), np.float32), None
         intrinsics = geometry.intrinsics_from_fov(width, height, camera.fov_x)
         scene_name = f"seed{desc.seed}-scene{desc.scene_id:07d}"
-        sample = labels_lib.assemble_sample(
-            linear_rgb=rgb,
-            depth_aov=labels[..., 0],
-            normal_aov=labels[..., 1:4],
-            shape_index_aov=labels[..., 4],
-            lut=lut,
-            world_to_camera=scene_lib.world_to_opencv_rotation(camera),
-            intrinsics=intrinsics,
-            near_clip=NEAR_CLIP,
-            scene_id=scene_name,
-            image_id=f"{scene_name}-view{v:02d}",
-        )
+        with timed("label extraction"):
+            sample = _assemble(
+                rgb, labels, lut, camera, intrinsics, scene_name, f"{scene_name}-view{v:02d}"
+            )
         if keep_noisy:
-            # The denoised image's exposure, so the two differ only by the noise.
-            scale = labels_lib.exposure(rgb)
-            sample["image_noisy"] = labels_lib.tonemap(rgb if noisy is None else noisy, scale=scale)
-            if with_rgb:
-                reference = _render(
-                    template, "reference", renderer.rgb, REFERENCE_SPP, _reference_seed(seed)
-                )
-                sample["image_reference_crop"] = labels_lib.tonemap(reference[..., :3], scale=scale)
-                sample["reference_crop_box"] = box
+            with timed("preview (noisy + reference crop)"):
+                _add_previews(sample, template, renderer, rgb, noisy, seed, box, with_rgb)
         samples.append(sample)
     return samples
+
+
+def _assemble(rgb, labels, lut, camera, intrinsics, scene_name, image_id) -> dict:
+    return labels_lib.assemble_sample(
+        linear_rgb=rgb,
+        depth_aov=labels[..., 0],
+        normal_aov=labels[..., 1:4],
+        shape_index_aov=labels[..., 4],
+        lut=lut,
+        world_to_camera=scene_lib.world_to_opencv_rotation(camera),
+        intrinsics=intrinsics,
+        near_clip=NEAR_CLIP,
+        scene_id=scene_name,
+        image_id=image_id,
+    )
+
+
+def _add_previews(sample, template, renderer, rgb, noisy, seed, box, with_rgb) -> None:
+    """``image_noisy`` and the reference crop, at the denoised image's exposure so that the
+    three differ only by noise."""
+    scale = labels_lib.exposure(rgb)
+    sample["image_noisy"] = labels_lib.tonemap(rgb if noisy is None else noisy, scale=scale)
+    if with_rgb:
+        reference = _render(
+            template, "reference", renderer.rgb, REFERENCE_SPP, _reference_seed(seed)
+        )
+        sample["image_reference_crop"] = labels_lib.tonemap(reference[..., :3], scale=scale)
+        sample["reference_crop_box"] = box
