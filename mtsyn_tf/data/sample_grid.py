@@ -6,7 +6,11 @@ Rows are samples; columns are RGB | depth | normals | contours, coloured by
 the camera is violet-blue; contours white on black; invalid pixels black). Real samples
 (image only) show the RGB column and leave the rest grey. Renders that kept their
 undenoised image (``"image_noisy"``, see ``mtsyn_tf.render.denoise``) get it as a second
-column, RGB noisy | RGB denoised | ..., at the same exposure."""
+column, RGB noisy | RGB denoised | ..., at the same exposure. Renders that also carry a
+many-sample reference of a crop (``"image_reference_crop"`` inside ``"reference_crop_box"``
+= (top, left, size), see ``mtsyn_tf.render.mitsuba_backend``) end their row with three
+enlarged crops of that box: noisy | denoised | reference, so the denoiser's result can be
+judged against what more samples would give."""
 
 from __future__ import annotations
 
@@ -30,7 +34,19 @@ def _fit(tile: np.ndarray, width: int) -> np.ndarray:
     return cv2.resize(tile, (width, _TILE_HEIGHT), interpolation=cv2.INTER_NEAREST)
 
 
-def _row(sample: Mapping, noisy_column: bool) -> np.ndarray:
+def _crop_tiles(sample: Mapping) -> list[np.ndarray]:
+    """Noisy | denoised | reference crops of ``reference_crop_box`` (grey when absent)."""
+    reference = sample.get("image_reference_crop")
+    if reference is None:
+        return [np.full((2, 2, 3), 128, np.uint8)] * 3
+    top, left, size = (int(v) for v in sample["reference_crop_box"])
+    window = (slice(top, top + size), slice(left, left + size))
+    noisy = sample.get("image_noisy")
+    noisy = to_uint8_rgb(noisy)[window] if noisy is not None else np.full_like(reference, 128)
+    return [noisy, to_uint8_rgb(sample["image"])[window], to_uint8_rgb(reference)]
+
+
+def _row(sample: Mapping, noisy_column: bool, crop_columns: bool = False) -> np.ndarray:
     image = to_uint8_rgb(sample["image"])
     height, width = image.shape[:2]
     tile_width = max(1, round(_TILE_HEIGHT * width / height))
@@ -42,10 +58,15 @@ def _row(sample: Mapping, noisy_column: bool) -> np.ndarray:
     tiles.append(colorize_depth(sample["depth"]) if "depth" in sample else blank)
     tiles.append(colorize_normals(sample["normals"]) if "normals" in sample else blank)
     tiles.append(colorize_contour(sample["contour"]) if "contour" in sample else blank)
+    widths = [tile_width] * len(tiles)
+    if crop_columns:
+        crops = _crop_tiles(sample)
+        tiles += crops
+        widths += [_TILE_HEIGHT] * len(crops)  # square crops, enlarged
     gap = np.zeros((_TILE_HEIGHT, _GAP, 3), np.uint8)
     parts = []
-    for tile in tiles:
-        parts += [_fit(tile, tile_width), gap]
+    for tile, tile_w in zip(tiles, widths):
+        parts += [_fit(tile, tile_w), gap]
     return np.concatenate(parts[:-1], axis=1)
 
 
@@ -68,7 +89,8 @@ def write_sample_grid(samples: Sequence[Mapping] | Mapping, path: str, max_rows:
     """
     samples = _unbatch(samples)[:max_rows]
     noisy_column = any("image_noisy" in s for s in samples)
-    rows = [_row(s, noisy_column) for s in samples]
+    crop_columns = any("image_reference_crop" in s for s in samples)
+    rows = [_row(s, noisy_column, crop_columns) for s in samples]
     if not rows:
         raise ValueError(f"No samples to draw into {path!r}.")
     width = max(r.shape[1] for r in rows)

@@ -20,9 +20,11 @@ process rendered before (tests/render/test_template.py).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import multiprocessing
 import sys
+import time
 
 import numpy as np
 
@@ -39,6 +41,8 @@ DEFAULT_SPP = 4
 DEFAULT_MAX_DEPTH = 4
 DEFAULT_DENOISE = "balanced"
 DENOISE_CHOICES = ("off", *denoise_lib.QUALITIES)
+# Samples per pixel of the reference crop shown beside noisy / denoised previews.
+REFERENCE_SPP = 256
 _LABEL_AOVS = "dd:depth,nn:sh_normal,si:shape_index"
 _GUIDE_AOVS = "al:albedo,nn:sh_normal"
 
@@ -72,6 +76,59 @@ def tensorflow_conflict() -> bool:
     return "tensorflow" in sys.modules and "drjit" not in sys.modules
 
 
+class PhaseTimes:
+    """CPU seconds per rendering phase, summed over calls: ``with times("rgb pass"): ...``.
+
+    Process CPU time (all of DrJit's and OIDN's threads), so a busy machine does not inflate
+    it; benchmarks/render_throughput.py prints the breakdown. With ``kernel_history`` (JIT
+    variants) each phase also counts the DrJit kernels it launched and those it compiled or
+    loaded from disk (not in this process's in-memory kernel cache).
+    """
+
+    def __init__(self, kernel_history: bool = False):
+        self.seconds: dict[str, float] = {}
+        self.kernels: dict[str, dict[str, float]] = {}
+        self._history = kernel_history
+        if kernel_history:
+            import drjit as dr
+
+            dr.set_flag(dr.JitFlag.KernelHistory, True)
+            dr.kernel_history()  # clears it
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        start = time.process_time()
+        try:
+            yield
+        finally:
+            elapsed = time.process_time() - start
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + elapsed
+            if self._history:
+                self._add_kernels(phase)
+
+    def _add_kernels(self, phase: str) -> None:
+        import drjit as dr
+
+        dr.sync_thread()  # the phase's kernels have run (LLVM launches are asynchronous)
+        history = dr.kernel_history()
+        jit = [k for k in history if k["type"] == dr.KernelType.JIT]
+        totals = self.kernels.setdefault(phase, {"kernels": 0.0, "compiled": 0.0})
+        totals["kernels"] += len(jit)
+        totals["compiled"] += sum((not k["cache_hit"]) or k["cache_disk"] for k in jit)
+
+
+def _untimed(phase: str):
+    del phase
+    return contextlib.nullcontext()
+
+
+def reference_crop_box(height: int, width: int) -> tuple[int, int, int]:
+    """(top, left, size): the centred square, a quarter of the shorter side, that previews
+    render at :data:`REFERENCE_SPP` (a full 227x227 frame would cost ~60x a 4-spp one)."""
+    size = max(1, min(height, width) // 4)
+    return (height - size) // 2, (width - size) // 2, size
+
+
 def _isolated_pool():
     """A lazily started single ``spawn`` process that renders without TensorFlow loaded."""
     global _ISOLATED_POOL
@@ -96,7 +153,10 @@ def render_scene(
     ``with_rgb=False`` skips path tracing (image is all zeros), for label-only tests.
     ``denoise``: ``"off"`` or an OIDN quality (``fast`` / ``balanced`` / ``high``); without
     pyoidn installed it falls back to the noisy image with one logged warning.
-    ``keep_noisy`` adds the undenoised image as ``"image_noisy"`` (for preview grids).
+    ``keep_noisy`` adds the undenoised image as ``"image_noisy"`` and, for RGB renders, a
+    :data:`REFERENCE_SPP` render of the :func:`reference_crop_box` as
+    ``"image_reference_crop"`` with its box as ``"reference_crop_box"`` (for preview grids;
+    all at the denoised image's exposure).
     If TensorFlow is already loaded in this process (see :func:`tensorflow_conflict`) the
     render runs in a helper process; results are identical either way.
     """
@@ -178,16 +238,24 @@ def _render(template, sensor: str, integrator, spp: int, seed: int) -> np.ndarra
     )
 
 
-def _view_rgb(renderer, spp, seed, denoiser):
+def _reference_seed(seed: int) -> int:
+    """A seed for the reference render whose samples are independent of the view's."""
+    return int.from_bytes(hashlib.sha256(f"reference/{seed}".encode()).digest()[:4], "little")
+
+
+def _view_rgb(renderer, spp, seed, denoiser, timed=_untimed):
     """(rgb, noisy) linear HDR [H, W, 3] of the current view; noisy is None undenoised."""
     template = renderer.template
-    rgb = _render(template, "rgb", renderer.rgb, spp, seed)[..., :3]
+    with timed("rgb pass"):
+        rgb = _render(template, "rgb", renderer.rgb, spp, seed)[..., :3]
     if denoiser is None:
         return rgb, None
     # Same sensor, sampler and seed as the colour: the guides are averaged over the same
     # jittered camera rays, so their edges match the colour's antialiased edges.
-    guides = _render(template, "rgb", renderer.guides, spp, seed)
-    return denoiser(rgb, guides[..., 0:3], guides[..., 3:6]), rgb
+    with timed("guides pass"):
+        guides = _render(template, "rgb", renderer.guides, spp, seed)
+    with timed("denoise"):
+        return denoiser(rgb, guides[..., 0:3], guides[..., 3:6]), rgb
 
 
 def _prepare(desc, height, width, spp, max_depth, variant, with_rgb, denoise):
@@ -221,40 +289,78 @@ def render_linear_rgb(
 
 
 def render_scene_in_process(
-    desc, resolution, spp, max_depth, variant, with_rgb, denoise=DEFAULT_DENOISE, keep_noisy=False
+    desc,
+    resolution,
+    spp,
+    max_depth,
+    variant,
+    with_rgb,
+    denoise=DEFAULT_DENOISE,
+    keep_noisy=False,
+    phase_times: PhaseTimes | None = None,
 ) -> list[dict]:
-    """:func:`render_scene` in this process (only safe without TensorFlow loaded first)."""
+    """:func:`render_scene` in this process (only safe without TensorFlow loaded first).
+
+    ``phase_times`` accumulates the CPU seconds of each phase (scene update, passes,
+    denoising, label extraction)."""
+    timed = phase_times or _untimed
     height, width = _size(resolution)
-    renderer, denoiser = _prepare(desc, height, width, spp, max_depth, variant, with_rgb, denoise)
+    with timed("scene update"):
+        renderer, denoiser = _prepare(
+            desc, height, width, spp, max_depth, variant, with_rgb, denoise
+        )
     template = renderer.template
     lut = template.instance_lut()
+    box = reference_crop_box(height, width)
+    if keep_noisy and with_rgb:
+        template.add_crop_sensor("reference", REFERENCE_SPP, box)
     samples = []
     for v, camera in enumerate(desc.cameras):
-        template.set_camera(camera)
+        with timed("scene update"):
+            template.set_camera(camera)
         seed = render_seed(desc, v)
-        labels = _render(template, "labels", renderer.labels, 1, seed)
+        with timed("labels pass"):
+            labels = _render(template, "labels", renderer.labels, 1, seed)
         if with_rgb:
-            rgb, noisy = _view_rgb(renderer, spp, seed, denoiser)
+            rgb, noisy = _view_rgb(renderer, spp, seed, denoiser, timed)
         else:
             rgb, noisy = np.zeros((height, width, 3), np.float32), None
         intrinsics = geometry.intrinsics_from_fov(width, height, camera.fov_x)
         scene_name = f"seed{desc.seed}-scene{desc.scene_id:07d}"
-        sample = labels_lib.assemble_sample(
-            linear_rgb=rgb,
-            depth_aov=labels[..., 0],
-            normal_aov=labels[..., 1:4],
-            shape_index_aov=labels[..., 4],
-            lut=lut,
-            world_to_camera=scene_lib.world_to_opencv_rotation(camera),
-            intrinsics=intrinsics,
-            near_clip=NEAR_CLIP,
-            scene_id=scene_name,
-            image_id=f"{scene_name}-view{v:02d}",
-        )
-        if keep_noisy:
-            # The denoised image's exposure, so the two differ only by the noise.
-            sample["image_noisy"] = labels_lib.tonemap(
-                rgb if noisy is None else noisy, scale=labels_lib.exposure(rgb)
+        with timed("label extraction"):
+            sample = _assemble(
+                rgb, labels, lut, camera, intrinsics, scene_name, f"{scene_name}-view{v:02d}"
             )
+        if keep_noisy:
+            with timed("preview (noisy + reference crop)"):
+                _add_previews(sample, template, renderer, rgb, noisy, seed, box, with_rgb)
         samples.append(sample)
     return samples
+
+
+def _assemble(rgb, labels, lut, camera, intrinsics, scene_name, image_id) -> dict:
+    return labels_lib.assemble_sample(
+        linear_rgb=rgb,
+        depth_aov=labels[..., 0],
+        normal_aov=labels[..., 1:4],
+        shape_index_aov=labels[..., 4],
+        lut=lut,
+        world_to_camera=scene_lib.world_to_opencv_rotation(camera),
+        intrinsics=intrinsics,
+        near_clip=NEAR_CLIP,
+        scene_id=scene_name,
+        image_id=image_id,
+    )
+
+
+def _add_previews(sample, template, renderer, rgb, noisy, seed, box, with_rgb) -> None:
+    """``image_noisy`` and the reference crop, at the denoised image's exposure so that the
+    three differ only by noise."""
+    scale = labels_lib.exposure(rgb)
+    sample["image_noisy"] = labels_lib.tonemap(rgb if noisy is None else noisy, scale=scale)
+    if with_rgb:
+        reference = _render(
+            template, "reference", renderer.rgb, REFERENCE_SPP, _reference_seed(seed)
+        )
+        sample["image_reference_crop"] = labels_lib.tonemap(reference[..., :3], scale=scale)
+        sample["reference_crop_box"] = box

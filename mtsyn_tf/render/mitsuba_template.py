@@ -374,6 +374,28 @@ class SceneTemplate:
         self.scenes_applied += 1
         return assignment
 
+    def add_crop_sensor(self, name: str, spp: int, box: tuple[int, int, int]) -> None:
+        """Adds (once) a jittered ``spp`` sensor that renders only the square crop ``box`` =
+        (top, left, size) of the full film: the same camera rays as the ``rgb`` sensor's
+        pixels there. :meth:`set_camera` moves it with the others."""
+        if name in self.sensors:
+            return
+        mi = self._mi
+        rgb = self.sensors["rgb"].film().size()
+        height, width = int(rgb[1]), int(rgb[0])
+        top, left, size = (int(v) for v in box)
+        if not (
+            0 <= top and 0 <= left and size >= 1 and top + size <= height and left + size <= width
+        ):
+            raise ValueError(f"Crop box outside the {height}x{width} film. Received: box={box}")
+        near, far = self.sensor_params["rgb"]["near_clip"], self.sensor_params["rgb"]["far_clip"]
+        sensor = self._sensor_dict(height, width, near, far, spp, jitter=True)
+        sensor["film"].update(
+            crop_offset_x=left, crop_offset_y=top, crop_width=size, crop_height=size
+        )
+        self.sensors[name] = mi.load_dict(sensor)
+        self.sensor_params[name] = mi.traverse(self.sensors[name])
+
     def set_camera(self, camera: scene_lib.Camera) -> None:
         mi = self._mi
         to_world = _opaque(mi.Transform4f(scene_lib.camera_to_world(camera).tolist()))

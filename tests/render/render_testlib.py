@@ -105,3 +105,30 @@ def denoise_psnr(scene_id, variant, size, spp, reference_spp, quality):
         return 10 * np.log10(255.0**2 / mse)
 
     return psnr(noisy), psnr(denoised)
+
+
+def reference_crop_psnr(scene_id, variant, size, spp):
+    """PSNR in dB of a preview's reference crop against the same window of a full-frame
+    render at REFERENCE_SPP, and against that window shifted by (dy, dx) in SHIFTS."""
+    from mtsyn_tf.render import labels, mitsuba_backend
+
+    desc = scene_lib.make_scene(scene_id)
+    (sample,) = mitsuba_backend.render_scene_in_process(
+        desc, size, spp, 4, variant, True, "fast", keep_noisy=True
+    )
+    ((denoised, _),) = mitsuba_backend.render_linear_rgb(desc, size, spp, 4, variant, "fast")
+    ((full, _),) = mitsuba_backend.render_linear_rgb(
+        desc, size, mitsuba_backend.REFERENCE_SPP, 4, variant
+    )
+    full8 = labels.tonemap(full, scale=labels.exposure(denoised)).astype(np.float64)
+    crop = sample["image_reference_crop"].astype(np.float64)
+    top, left, side = sample["reference_crop_box"]
+
+    def psnr(dy, dx):
+        window = full8[top + dy : top + dy + side, left + dx : left + dx + side]
+        return 10 * np.log10(255.0**2 / np.mean((window - crop) ** 2))
+
+    return psnr(0, 0), [psnr(dy, dx) for dy, dx in SHIFTS]
+
+
+SHIFTS = ((0, 3), (3, 0), (-3, -3))

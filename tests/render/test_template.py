@@ -134,3 +134,13 @@ def test_without_pyoidn_rendering_falls_back_with_one_warning(monkeypatch):
     assert len(logged) == 1 and "WITHOUT denoising" in logged[0]
     with pytest.raises(ValueError, match="quality"):
         denoise_lib.make_denoiser("best", 1)
+
+
+@pytest.mark.skipif(not denoise_lib.pyoidn_available(), reason="needs pyoidn")
+def test_reference_crop_is_the_same_window_at_many_samples(variant):
+    """The preview's reference crop matches its box in a full-frame REFERENCE_SPP render."""
+    aligned, shifted = _spawned(render_testlib.reference_crop_psnr, 7, variant, 40, 2)
+    # Measured: 34.1 dB aligned vs <= 30.0 shifted by 3 px (llvm), 35.5 vs 31.1 (scalar).
+    # Two independent 256-spp renders differ by noise only (> 30 dB); a crop taken from the
+    # wrong window, or rendered at few samples (~18 dB), fails one of the two bounds.
+    assert aligned > 30.0 and aligned > max(shifted) + 2.0, (aligned, shifted)
