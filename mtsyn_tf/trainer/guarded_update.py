@@ -1,0 +1,88 @@
+"""One stage's optimizer update, rolled back when its loss or gradients are non-finite.
+
+``nonfinite_policy="stop"`` applies every update and leaves stopping the run to
+``callbacks.NonFiniteLossGuard`` (the first non-finite loss ends it). ``"skip"`` saves
+everything the stage may change before its forward pass (weights, BatchNorm statistics,
+optimizer slots and step, D's pool), applies the update with non-finite gradients
+replaced by zeros, and restores the saved values unless the loss, the logged values and
+the gradients were finite on every replica (all replicas take the same branch). Such a
+stage leaves its values out of the loss trackers and counts once in ``skipped_steps``.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+NONFINITE_POLICIES = ("stop", "skip")
+
+
+class GuardedUpdate:
+    """``save`` what a stage may change, then ``apply`` its gradients under the policy."""
+
+    def __init__(self, policy: str = "stop"):
+        if policy not in NONFINITE_POLICIES:
+            raise ValueError(
+                f"nonfinite_policy must be one of {NONFINITE_POLICIES}. "
+                f"Received: nonfinite_policy={policy!r}"
+            )
+        self.policy = policy
+        # Stages rolled back since the last reset (the trainer reports it per epoch).
+        self.skipped_steps = keras.metrics.Sum(name="skipped_steps") if policy == "skip" else None
+
+    def save(self, variables):
+        """Values to roll back to (None under "stop"). Call it before the stage's forward
+        pass: BatchNorm's moving statistics change there."""
+        if self.policy != "skip":
+            return None
+        return [(v, tf.identity(v.value)) for v in variables]
+
+    def apply(self, optimizer, grads, variables, saved, loss, logs, trackers):
+        """Applies ``grads`` to ``variables`` and adds the per-example ``logs`` to
+        ``trackers[name]``; with ``saved``, undoes the whole stage if anything was non-finite.
+
+        Returns whether the update was kept (a bool tensor; None under "stop").
+        """
+        if saved is None:
+            optimizer.apply(grads, variables)
+            for name, values in logs.items():
+                trackers[name].update_state(values)
+            return None
+        finite = all_replicas_finite([loss, *logs.values(), *_checked_gradients(optimizer, grads)])
+        safe = [None if g is None else tf.where(finite, g, tf.zeros_like(g)) for g in grads]
+        optimizer.apply(safe, variables)
+        for variable, value in saved:
+            variable.assign(tf.where(finite, variable.value, value))
+        kept = tf.cast(finite, tf.float32)
+        for name, values in logs.items():
+            trackers[name].update_state(
+                tf.where(finite, values, tf.zeros_like(values)),
+                sample_weight=kept * tf.ones_like(values),
+            )
+        self.skipped_steps.update_state(1.0 - kept)
+        return finite
+
+
+def optimizer_state(optimizer):
+    """An optimizer's slots and step; for a LossScaleOptimizer its inner optimizer's only:
+    the dynamic loss scale keeps its own reaction to overflow (halving)."""
+    if optimizer is None:
+        return []
+    return list(getattr(optimizer, "inner_optimizer", optimizer).variables)
+
+
+def _checked_gradients(optimizer, grads):
+    """A LossScaleOptimizer already skips steps whose scaled gradients overflow (and lowers
+    its scale): those are not non-finite steps, so only its loss is checked."""
+    if hasattr(optimizer, "inner_optimizer"):
+        return []
+    return [g for g in grads if g is not None]
+
+
+def all_replicas_finite(tensors):
+    """True iff every tensor is finite on every replica."""
+    bad = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(t), tf.float32)) for t in tensors])
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, bad)
+    return tf.equal(bad, 0.0)
