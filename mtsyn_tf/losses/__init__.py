@@ -13,6 +13,7 @@ from mtsyn_tf.losses.keras_losses import (
     DepthLoss,
     NormalsLoss,
     PatchBCE,
+    check_task_losses,
     task_losses,
 )
 from mtsyn_tf.losses.normals import normals_loss_per_example
@@ -24,6 +25,7 @@ __all__ = [
     "DepthLoss",
     "NormalsLoss",
     "PatchBCE",
+    "check_task_losses",
     "contour_loss_per_example",
     "depth_loss_per_example",
     "normals_loss_per_example",

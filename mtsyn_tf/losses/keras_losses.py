@@ -110,3 +110,12 @@ def task_losses(tasks, contour_normalization: str = "edges") -> dict:
     if unknown:
         raise ValueError(f"No loss for tasks {unknown}; known: {sorted(make)}. Received: {tasks}")
     return {task: make[task]() for task in tasks}
+
+
+def check_task_losses(task_losses: dict, tasks) -> None:
+    """One loss per trained task, no more, no less (a clear error before tracing)."""
+    if set(task_losses) != set(tasks):
+        raise ValueError(
+            f"task_losses needs one loss per trained task {tuple(tasks)}. "
+            f"Received: task_losses keys={sorted(task_losses)}"
+        )

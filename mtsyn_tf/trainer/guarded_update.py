@@ -14,21 +14,37 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from mtsyn_tf.trainer import micro_batches
+
 NONFINITE_POLICIES = ("stop", "skip")
 
 
 class GuardedUpdate:
     """``save`` what a stage may change, then ``apply`` its gradients under the policy."""
 
-    def __init__(self, policy: str = "stop"):
+    def __init__(self, policy: str, trackers: dict):
+        """``trackers``: the per-example logs' metrics by name (the trainer's); under "skip"
+        it gets ``skipped_steps``, the stages rolled back since its last reset (an epoch)."""
         if policy not in NONFINITE_POLICIES:
             raise ValueError(
                 f"nonfinite_policy must be one of {NONFINITE_POLICIES}. "
                 f"Received: nonfinite_policy={policy!r}"
             )
-        self.policy = policy
-        # Stages rolled back since the last reset (the trainer reports it per epoch).
-        self.skipped_steps = keras.metrics.Sum(name="skipped_steps") if policy == "skip" else None
+        self.policy, self.trackers = policy, trackers
+        if policy == "skip":
+            trackers["skipped_steps"] = keras.metrics.Sum(name="skipped_steps")
+
+    def step(self, optimizer, network, state, gradients_of, pieces):
+        """One step of ``optimizer`` on ``network``'s trainable variables with
+        ``gradients_of(i, *piece)`` summed over the micro-batches ``pieces``
+        (``micro_batches.accumulate``); ``state`` (what the stage may change besides the
+        optimizer) is saved before the forward passes, where BatchNorm statistics move.
+        Returns the micro-batches' features, concatenated."""
+        saved = self.save(state + optimizer_state(optimizer))
+        loss, grads, logs, features = micro_batches.accumulate(gradients_of, pieces)
+        variables = network.trainable_variables
+        self.apply(optimizer, grads, variables, saved, loss, logs)
+        return features
 
     def save(self, variables):
         """Values to roll back to (None under "stop"). Call it before the stage's forward
@@ -37,16 +53,16 @@ class GuardedUpdate:
             return None
         return [(v, tf.identity(v.value)) for v in variables]
 
-    def apply(self, optimizer, grads, variables, saved, loss, logs, trackers):
-        """Applies ``grads`` to ``variables`` and adds the per-example ``logs`` to
-        ``trackers[name]``; with ``saved``, undoes the whole stage if anything was non-finite.
+    def apply(self, optimizer, grads, variables, saved, loss, logs):
+        """Applies ``grads`` to ``variables`` and adds the per-example ``logs`` to their
+        trackers; with ``saved``, undoes the whole stage if anything was non-finite.
 
         Returns whether the update was kept (a bool tensor; None under "stop").
         """
         if saved is None:
             optimizer.apply(grads, variables)
             for name, values in logs.items():
-                trackers[name].update_state(values)
+                self.trackers[name].update_state(values)
             return None
         finite = all_replicas_finite([loss, *logs.values(), *_checked_gradients(optimizer, grads)])
         safe = [None if g is None else tf.where(finite, g, tf.zeros_like(g)) for g in grads]
@@ -55,11 +71,11 @@ class GuardedUpdate:
             variable.assign(tf.where(finite, variable.value, value))
         kept = tf.cast(finite, tf.float32)
         for name, values in logs.items():
-            trackers[name].update_state(
+            self.trackers[name].update_state(
                 tf.where(finite, values, tf.zeros_like(values)),
                 sample_weight=kept * tf.ones_like(values),
             )
-        self.skipped_steps.update_state(1.0 - kept)
+        self.trackers["skipped_steps"].update_state(1.0 - kept)
         return finite
 
 

@@ -10,6 +10,19 @@ from __future__ import annotations
 import tensorflow as tf
 
 
+def check_steps(k) -> None:
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(
+            f"grad_accum_steps must be an integer >= 1. Received: grad_accum_steps={k!r}"
+        )
+
+
+def global_batch(tensor):
+    """The batch over all replicas (float32), by which per-example loss sums are divided."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return tf.cast(tf.shape(tensor)[0] * replicas, tf.float32)
+
+
 def split(structure, k: int):
     """k micro-batches of a batch (a nest of tensors; None leaves stay None) along axis 0."""
     leaves = tf.nest.flatten(structure)

@@ -9,15 +9,11 @@ import tensorflow as tf
 
 from mtsyn_tf import losses
 from mtsyn_tf.data import augment
-from mtsyn_tf.models.multitask import MultiTaskNet
-from mtsyn_tf.models.preprocessor import InputContract
-from mtsyn_tf.trainer import micro_batches, task_metrics
+from mtsyn_tf.trainer import evaluation, micro_batches
 from mtsyn_tf.trainer.config import TrainerConfig
-from mtsyn_tf.trainer.guarded_update import NONFINITE_POLICIES, GuardedUpdate, optimizer_state
+from mtsyn_tf.trainer.guarded_update import NONFINITE_POLICIES, GuardedUpdate  # noqa: F401
 from mtsyn_tf.trainer.history_pool import FeatureHistoryPool
 from mtsyn_tf.trainer.step_randomness import step_seed
-
-__all__ = ["NONFINITE_POLICIES", "MultiTaskAdversarialTrainer"]
 
 
 @keras.saving.register_keras_serializable(package="mtsyn_tf")
@@ -26,62 +22,45 @@ class MultiTaskAdversarialTrainer(keras.Model):
 
     ``train_step`` over k = ``grad_accum_steps`` micro-batches (gradients summed, applied once):
       1. D frozen: update B, H with ``L_BH = Σ_t λ_t·L_t + λ_adv·adv(D(z_x) → real)``
-         (+ ``λ_adv·adv(D(z_y) → synthetic)`` with bi-fool).
+         (+ ``λ_adv·adv(D(z_y) → synthetic)`` with bi-fool);
       2. B frozen: update D with ``L_D = ½·[adv(D(pool(z_x)) → synthetic) + adv(D(z_y) → real)]``
-         (the reference code's ½), z_x and z_y both from B before stage 1's update.
-    Losses and λ arrive through ``compile``. D reads the tap's BatchNorm output before its
-    ReLU by default (``disc_features``). Losses are per-example sums divided by the global
-    batch (k · micro-batch · replicas): the update is the whole batch's under
-    ``MirroredStrategy`` and accumulation, except for BatchNorm's per-micro-batch statistics.
-
-    BatchNorm (tests/trainer/test_two_stage.py): every pass runs in training mode, as in the
-    reference. B's moving statistics take the synthetic batch, then the real one (z_y), both
-    before stage 1's update, so they describe both domains; H's the synthetic batch only;
-    D's stage 1's pass over z_x (D frozen) and stage 2's passes. Stage 1 changes no weight
-    of D, stage 2 none of B or H. ``nonfinite_policy``: see ``guarded_update.py``.
-
+         (the reference's ½), z_x and z_y both from B before stage 1's update.
+    Losses and λ come through ``compile``, summed per example and divided by the global batch
+    (k · micro-batch · replicas): the whole batch's update, but for BatchNorm, which runs in
+    training mode in every pass (statistics per micro-batch; B's see both domains, as in the
+    reference). D reads the tap's BN output before its ReLU by default (``disc_features``).
     Data: ``{"synthetic": {image, depth, normals, contour, valid}, "real": {image}}``
-    (docs/CONTRACTS.md); ``test_step`` takes the synthetic part (or the whole structure).
+    (docs/CONTRACTS.md). ``nonfinite_policy``: see ``guarded_update.py``.
     """
 
     def __init__(
-        self, model: MultiTaskNet, discriminator, config: TrainerConfig | None = None,
-        grad_accum_steps: int = 1, nonfinite_policy: str = "stop", **kwargs
+        self, model, discriminator, config: TrainerConfig | None = None, grad_accum_steps=1,
+        nonfinite_policy="stop", **kwargs
     ):  # fmt: skip
         super().__init__(**kwargs)
-        if not isinstance(grad_accum_steps, int) or grad_accum_steps < 1:
-            raise ValueError(
-                "grad_accum_steps must be an integer >= 1. "
-                f"Received: grad_accum_steps={grad_accum_steps!r}"
-            )
+        micro_batches.check_steps(grad_accum_steps)
         self.grad_accum_steps, self.nonfinite_policy = grad_accum_steps, nonfinite_policy
-        self.guard = GuardedUpdate(nonfinite_policy)
         self.config = cfg = (config or TrainerConfig()).validate(model.preset["arch"], model.tasks)
         self.model, self.discriminator = model, discriminator
         self.tap = cfg.da_tap or model.preset["da_tap"]
+        self.pre_activation = cfg.disc_features == "pre_activation"
         # float32 whatever the global policy: the stored features are not recomputed.
         self.pool = FeatureHistoryPool(
             cfg.pool_size, cfg.pool_swap_prob, dtype="float32", name="history_pool"
         )
-        # === Metric trackers ===
-        names = ["loss_bh", "loss_d", "loss_adv"] + [f"loss_{t}" for t in cfg.tasks]
+        # Metric trackers: the epoch means of the per-example logs.
+        names = ["loss_bh", "loss_d", "loss_adv", *[f"loss_{t}" for t in cfg.tasks]]
         names += ["d_acc_synthetic", "d_acc_real"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
-        if self.guard.skipped_steps is not None:
-            self.trackers["skipped_steps"] = self.guard.skipped_steps
-        self.eval_metrics = task_metrics.task_metrics(model.tasks)
+        self.guard = GuardedUpdate(nonfinite_policy, self.trackers)  # + skipped_steps if "skip"
+        self.eval_metrics = evaluation.task_metrics(model.tasks)
 
     def compile(
         self, task_optimizer, disc_optimizer=None, task_losses=None, loss_weights=None,
         adversarial_loss=None, **kwargs
     ):  # fmt: skip
-        """keras-io GAN style: B+H's and D's optimizers, the per-example losses, their λ.
-
-        Defaults come from the config: ``task_losses`` ``{task: Loss(synthetic batch, head
-        output)}`` for each trained task (``losses.task_losses``); ``loss_weights`` (λ per
-        task and "adversarial"; given, they replace the config's, so ``get_config()`` tells
-        what was trained); ``adversarial_loss(label, D's logits)``, used by both stages.
-        """
+        """keras-io GAN style: B+H's and D's optimizers, ``task_losses`` ``{task: Loss(synthetic,
+        output)}``, ``loss_weights`` (λ), ``adversarial_loss(label, logits)``; default: config's."""
         if self.config.adapt and disc_optimizer is None:
             raise ValueError("adapt=True needs a disc_optimizer. Received: disc_optimizer=None")
         if loss_weights is not None:
@@ -90,11 +69,7 @@ class MultiTaskAdversarialTrainer(keras.Model):
         cfg = self.config
         if task_losses is None:
             task_losses = losses.task_losses(cfg.tasks, cfg.contour_normalization)
-        if set(task_losses) != set(cfg.tasks):
-            raise ValueError(
-                f"task_losses needs one loss per trained task {tuple(cfg.tasks)}. "
-                f"Received: task_losses keys={sorted(task_losses)}"
-            )
+        losses.check_task_losses(task_losses, cfg.tasks)
         super().compile(optimizer=task_optimizer, **kwargs)
         self.task_optimizer, self.disc_optimizer = task_optimizer, disc_optimizer
         self.task_losses = dict(task_losses)
@@ -108,8 +83,7 @@ class MultiTaskAdversarialTrainer(keras.Model):
             self.disc_optimizer.build(self.discriminator.trainable_variables)
 
     def build_all(self, batch_size: int = 1):
-        """Creates every weight with a zero batch, without training; D and the pool even
-        without adaptation (Keras builds every sub-layer; one checkpoint layout)."""
+        """Creates every weight (D and pool even without adaptation: one checkpoint layout)."""
         zeros = tf.zeros((batch_size, self.model.image_size, self.model.image_size, 3))
         features = self._real_features(zeros, training=False)
         self.discriminator(features, training=False)
@@ -136,31 +110,21 @@ class MultiTaskAdversarialTrainer(keras.Model):
 
     def stage_bh(self, synthetic, real_images):
         """Updates B, H with L_BH; returns z_x, z_y from B before it (None without adaptation)."""
-        # Everything stage 1 may change, D's BN statistics included (D runs in training mode).
-        saved = self.guard.save(
-            self.model.variables
-            + self.discriminator.non_trainable_variables
-            + optimizer_state(self.task_optimizer)
-        )
-        n = self._global_batch(synthetic["image"])
+        n = micro_batches.global_batch(synthetic["image"])
+        # B, H and D's BN statistics (D runs in training mode) change in stage 1.
+        state = self.model.variables + self.discriminator.non_trainable_variables
+        gradients = lambda i, syn, real: self._bh_gradients(syn, real, n)  # noqa: E731
         pieces = micro_batches.split((synthetic, real_images), self.grad_accum_steps)
-        loss, grads, logs, (z_x, z_y) = micro_batches.accumulate(
-            lambda i, syn, real: self._bh_gradients(syn, real, n), pieces
-        )
-        variables = self.model.trainable_variables
-        self.guard.apply(self.task_optimizer, grads, variables, saved, loss, logs, self.trackers)
-        return z_x, z_y
+        return self.guard.step(self.task_optimizer, self.model, state, gradients, pieces)
 
     def _bh_gradients(self, synthetic, real_images, global_batch):
         """L_BH of one micro-batch / ``global_batch``: (loss, B+H gradients, logs, z_x, z_y)."""
-        w, logs, z_y = self.loss_weights, {}, None
+        x, w, logs, z_y = synthetic["image"], self.loss_weights, {}, None
         with tf.GradientTape() as tape:
-            taps, predictions = self.model.forward(
-                synthetic["image"], training=True, pre_activation=self._pre_activation
-            )
+            taps, outputs = self.model.forward(x, training=True, pre_activation=self.pre_activation)
             # Losses in float32 whatever the compute dtype (mixed precision).
-            predictions = {k: tf.cast(v, tf.float32) for k, v in predictions.items()}
-            total = tf.zeros([tf.shape(synthetic["image"])[0]])
+            predictions = {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
+            total = tf.zeros([tf.shape(x)[0]])
             for task in self.config.tasks:
                 logs[f"loss_{task}"] = self.task_losses[task](synthetic, predictions[task])
                 total += w.get(task, 0.0) * logs[f"loss_{task}"]
@@ -186,17 +150,12 @@ class MultiTaskAdversarialTrainer(keras.Model):
 
     def stage_d(self, z_x, z_y):
         """Updates D with L_D on (pooled) synthetic vs real features of the pre-update B."""
-        # Everything stage 2 may change (z_y was computed in stage 1).
-        d_optimizer = optimizer_state(self.disc_optimizer)
-        saved = self.guard.save(self.discriminator.variables + d_optimizer + self.pool.variables)
-        n = self._global_batch(z_x)
-        pieces = micro_batches.split((z_x, z_y), self.grad_accum_steps)
+        n = micro_batches.global_batch(z_x)
         # Salt 0 for the first micro-batch: k = 1 and k > 1 draw the same first pool swaps.
-        loss, grads, logs, _ = micro_batches.accumulate(
-            lambda i, x, y: self._d_gradients(x, y, n, salt=100 * i), pieces
-        )
-        variables = self.discriminator.trainable_variables
-        self.guard.apply(self.disc_optimizer, grads, variables, saved, loss, logs, self.trackers)
+        gradients = lambda i, x, y: self._d_gradients(x, y, n, salt=100 * i)  # noqa: E731
+        state = self.discriminator.variables + self.pool.variables
+        pieces = micro_batches.split((z_x, z_y), self.grad_accum_steps)
+        self.guard.step(self.disc_optimizer, self.discriminator, state, gradients, pieces)
 
     def _d_gradients(self, z_x, z_y, global_batch, salt: int = 0):
         """L_D of one micro-batch / ``global_batch``: (loss, D's gradients, logs)."""
@@ -209,65 +168,33 @@ class MultiTaskAdversarialTrainer(keras.Model):
             scaled_loss = self.disc_optimizer.scale_loss(loss)
         grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
         accuracy = losses.patch_accuracy_per_example
-        return (
-            loss,
-            grads,
-            {
-                "loss_d": per_example,
-                "d_acc_synthetic": accuracy(logits_syn, losses.SYNTHETIC),
-                "d_acc_real": accuracy(logits_real, losses.REAL),
-            },
-        )
+        logs = {"loss_d": per_example, "d_acc_synthetic": accuracy(logits_syn, losses.SYNTHETIC)}
+        logs["d_acc_real"] = accuracy(logits_real, losses.REAL)
+        return loss, grads, logs
 
-    # === Helpers ===
     def _seed(self, salt: int):
         return step_seed(self.config.seed, self.task_optimizer.iterations, salt)
 
     def _grey(self, images, salt: int):
-        if not self.config.grayscale:
-            return images
-        return augment.random_grayscale_channel(images, self._seed(salt))
-
-    def _global_batch(self, images):
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return tf.cast(tf.shape(images)[0] * replicas, tf.float32)
-
-    @property
-    def _pre_activation(self) -> bool:
-        return self.config.disc_features == "pre_activation"
+        grey = self.config.grayscale
+        return augment.random_grayscale_channel(images, self._seed(salt)) if grey else images
 
     def _real_features(self, real_images, training):
         """B's features of real images up to D's tap, as D reads them."""
         taps, pre = self.model.backbone(
             real_images, training=training, up_to=self.tap, return_pre_activation=True
         )
-        return (pre if self._pre_activation else taps)[self.tap]
+        return (pre if self.pre_activation else taps)[self.tap]
 
-    def _discriminate(self, features):
-        # Logits in float32 whatever the compute dtype (mixed precision).
+    def _discriminate(self, features):  # logits in float32 whatever the compute dtype
         return tf.cast(self.discriminator(features, training=True), tf.float32)
 
-    # === Evaluation ===
-    def test_step(self, data):
-        synthetic = data["synthetic"] if "synthetic" in data else data
-        # The run's test-time input contract (channel mean for a grey-trained run).
-        images = InputContract.for_grayscale(self.config.grayscale)(synthetic["image"])
-        predictions = self.model(images, training=False)
-        predictions = {k: tf.cast(v, tf.float32) for k, v in predictions.items()}
-        for task in self.config.tasks:
-            loss = self.task_losses[task](synthetic, predictions[task])
-            self.trackers[f"loss_{task}"].update_state(loss)
-        task_metrics.update_task_metrics(self.eval_metrics, synthetic, predictions)
-        results = {f"loss_{t}": self.trackers[f"loss_{t}"].result() for t in self.config.tasks}
-        return {**results, **task_metrics.task_metric_results(self.eval_metrics)}
+    def test_step(self, data):  # held-out task losses and head metrics
+        return evaluation.evaluate_batch(self, data)
 
     def call(self, images, training=None):
         return self.model(images, training=training)
 
     def get_config(self):
-        return {
-            "config": self.config.to_dict(),
-            "grad_accum_steps": self.grad_accum_steps,
-            "nonfinite_policy": self.nonfinite_policy,
-            "name": self.name,
-        }
+        config = {"config": self.config.to_dict(), "grad_accum_steps": self.grad_accum_steps}
+        return {**config, "nonfinite_policy": self.nonfinite_policy, "name": self.name}
