@@ -20,7 +20,8 @@ NONFINITE_POLICIES = ("stop", "skip")
 
 
 class GuardedUpdate:
-    """``save`` what a stage may change, then ``apply`` its gradients under the policy."""
+    """A stage's update under the policy: ``step`` runs it whole (``save`` what the stage may
+    change, accumulate its gradients over the micro-batches, ``apply`` them)."""
 
     def __init__(self, policy: str, trackers: dict):
         """``trackers``: the per-example logs' metrics by name (the trainer's); under "skip"
