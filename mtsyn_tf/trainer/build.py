@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from mtsyn_tf import losses
 from mtsyn_tf.models import build_discriminator, build_multitask_model
 from mtsyn_tf.trainer import precision as mp
 from mtsyn_tf.trainer.config import RunConfig
@@ -14,7 +15,8 @@ from mtsyn_tf.trainer.schedule import make_adam, make_disc_sgd, reference_lr_sch
 def build_trainer(
     cfg: RunConfig, preset: dict, strategy, total_steps: int
 ) -> MultiTaskAdversarialTrainer:
-    """Model, D, both optimizers and their slots, all created in the strategy's scope.
+    """Model, D, both optimizers and their slots, all created in the strategy's scope; the
+    losses and their weights λ from ``cfg.trainer``, passed to ``compile``.
 
     Uses the global Keras dtype policy of the caller (``train`` sets it from
     ``cfg.precision``); under ``mixed_float16`` both optimizers get loss scaling.
@@ -39,6 +41,9 @@ def build_trainer(
         trainer.compile(
             task_optimizer=mp.wrap_optimizer(_make_optimizer(cfg, total_steps), policy),
             disc_optimizer=mp.wrap_optimizer(_make_disc_optimizer(cfg, total_steps), policy),
+            task_losses=losses.task_losses(cfg.trainer.tasks, cfg.trainer.contour_normalization),
+            loss_weights=cfg.trainer.loss_weights,
+            adversarial_loss=losses.PatchBCE(),
             jit_compile=cfg.jit_compile,
         )
         trainer.build_all()

@@ -27,14 +27,9 @@ LOSS_WEIGHT_HELP = {
 }
 # What D reads at its tap: the BN output before the ReLU (reference code) or after it.
 DISC_FEATURES = ("pre_activation", "post_relu")
+# What the step does with a non-finite loss or gradient (trainer/guarded_update.py).
+NONFINITE_POLICIES = ("stop", "skip")
 ALL_DA_TAPS = tuple(sorted({tap for taps in DA_TAPS.values() for tap in taps}))
-
-
-def _nonfinite_policies() -> tuple:
-    # Lazy: mtl_adversarial imports this module.
-    from mtsyn_tf.trainer.mtl_adversarial import NONFINITE_POLICIES
-
-    return NONFINITE_POLICIES
 
 
 def setting(
@@ -286,7 +281,7 @@ class RunConfig:
     )
     nonfinite_policy: str = setting(
         "stop",
-        choices=_nonfinite_policies,
+        choices=NONFINITE_POLICIES,
         help="'stop': stop at the first NaN/Inf loss; 'skip': roll back that stage's update "
         "and count it.",
     )

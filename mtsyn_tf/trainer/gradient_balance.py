@@ -18,7 +18,6 @@ import tensorflow as tf
 from mtsyn_tf import losses
 from mtsyn_tf.data import augment
 from mtsyn_tf.trainer.config import TrainerConfig
-from mtsyn_tf.trainer.mtl_adversarial import TASK_LOSSES
 
 # The bound the project holds at initialisation (README "Loss scales"): every pair of
 # weighted task gradients on B within this factor.
@@ -56,6 +55,7 @@ def task_gradient_norms(model, synthetic: dict, config: TrainerConfig, discrimin
     saved = [(v, tf.identity(v)) for v in model.non_trainable_variables]
     if use_adversarial:
         saved += [(v, tf.identity(v)) for v in discriminator.non_trainable_variables]
+    task_losses = losses.task_losses(config.tasks, config.contour_normalization)
     terms = {}
     with tf.GradientTape(persistent=True) as tape:
         taps, predictions = model.forward(
@@ -63,7 +63,7 @@ def task_gradient_norms(model, synthetic: dict, config: TrainerConfig, discrimin
         )
         predictions = {k: tf.cast(v, tf.float32) for k, v in predictions.items()}
         for task in config.tasks:
-            terms[task] = tf.reduce_mean(TASK_LOSSES[task](predictions[task], synthetic, config))
+            terms[task] = tf.reduce_mean(task_losses[task](synthetic, predictions[task]))
         if use_adversarial:
             logits = discriminator(taps[tap], training=True)
             terms["adversarial"] = tf.reduce_mean(

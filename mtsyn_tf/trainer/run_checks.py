@@ -19,8 +19,7 @@ from mtsyn_tf.io_utils import check_output_dir
 from mtsyn_tf.models import get_preset
 from mtsyn_tf.trainer import precision as mp
 from mtsyn_tf.trainer import profiling
-from mtsyn_tf.trainer.config import DISC_OPTIMIZERS, OPTIMIZERS, RunConfig
-from mtsyn_tf.trainer.mtl_adversarial import NONFINITE_POLICIES
+from mtsyn_tf.trainer.config import DISC_OPTIMIZERS, NONFINITE_POLICIES, OPTIMIZERS, RunConfig
 from mtsyn_tf.trainer.run_record import data_manifests
 
 
