@@ -75,10 +75,10 @@ def _bars(tmp, rel, title, per_run, names, groups, path_of) -> tuple[str, str]:
     return title, rel
 
 
-def write_ablation_report(
-    grid, records, baselines, constant, da_taps, ctx, output_dir, wall_seconds
-) -> dict:
+def write_ablation_report(grid, records, baselines, da_taps, protocol, output_dir, wall_seconds):
     """Writes ``report.md`` / ``report.html`` / ``results.json`` (+ plots) to ``output_dir``."""
+    constant = baselines[0]["evaluation"]["constant_depth"]
+    samples = records[0]["evaluation"]["pad_samples"]
     per_run = {e: [] for e in grid.experiments}
     for r in records:
         per_run[r["experiment"]].append(r["evaluation"])
@@ -127,7 +127,7 @@ def write_ablation_report(
                     text=(
                         protocols.OFFLINE_PROBE_SOURCE
                         if dataset == protocols.OFFLINE_PROBE
-                        else f"tfds {dataset} from {ctx.tfds_data_dir} (prepared; never downloaded)."
+                        else f"tfds {dataset} from {protocol['tfds_data_dir']} (prepared; never downloaded)."
                     )
                     + f" Other offline data checked: {protocols.OTHER_OFFLINE_DATA}.",
                     tables=[table],
@@ -145,8 +145,8 @@ def write_ablation_report(
             Section(
                 "Domain gap",
                 text=(
-                    f"PAD 2(1-2e) of a logistic regression telling {len(ctx.synthetic_images)} "
-                    f"held-out renders from {len(ctx.real_images)} crops of the embedded photos "
+                    f"PAD 2(1-2e) of a logistic regression telling {samples['synthetic']} "
+                    f"held-out renders from {samples['real']} crops of the embedded photos "
                     f"(split by photo), averaged over {len(protocols.PAD_SPLIT_SEEDS)} seeded "
                     "splits. The real photos are the embedded real domain the DA runs trained "
                     "against (no held-out real photos ship offline)."
@@ -208,7 +208,7 @@ def write_ablation_report(
             "summary": numbers,
             "runs": records,
             "random_init": baselines,
-            "protocol": ctx.protocol(),
+            "protocol": protocol,
             "wall_seconds": wall_seconds,
         }  # fmt: skip
         write_report(tmp, f"Ablation: grid {grid.name}", sections, results)

@@ -152,14 +152,23 @@ def run_grid(
         markers[r] = marker
         if marker is None:
             todo[r] = cfg.epochs * cfg.steps_per_epoch  # upper bound; a resume runs fewer
-    first = configs[runs[0]]
-    synthetic_dir = first.synthetic_dir
-    image_size = get_preset(first.preset, **first.preset_overrides)["image_size"]
-    ctx = protocols.make_context(
-        synthetic_dir, image_size, num_synthetic,
-        tfds_data_dir=tfds_data_dir, tfds_probes=tuple(tfds_probes),
-    )  # fmt: skip
-    protocol = ctx.protocol()
+    protocol = protocols.protocol_key(num_synthetic, tfds_data_dir, tuple(tfds_probes))
+    contexts = []
+
+    def context():  # loaded only when something is evaluated (a reused grid never does)
+        if not contexts:
+            first = configs[runs[0]]
+            image_size = get_preset(first.preset, **first.preset_overrides)["image_size"]
+            contexts.append(
+                protocols.make_context(
+                    first.synthetic_dir,
+                    image_size,
+                    num_synthetic,
+                    tfds_data_dir=tfds_data_dir,
+                    tfds_probes=tuple(tfds_probes),
+                )  # fmt: skip
+            )
+        return contexts[0]
 
     progress = _Progress(runs, todo)
     logging.info(
@@ -186,7 +195,7 @@ def run_grid(
             status = "trained" if results["initial_epoch"] == 0 else "resumed"
         if marker is None or marker["protocol"] != protocol:
             t = time.time()
-            evaluation = protocols.evaluate_run(cfg.workdir, ctx)
+            evaluation = protocols.evaluate_run(cfg.workdir, context())
             eval_seconds = time.time() - t
             progress.eval_seconds.append(eval_seconds)
             status = status if marker is None else "re-evaluated"
@@ -214,36 +223,36 @@ def run_grid(
         if after_run is not None:
             after_run(experiment, seed, status)
 
-    baselines = _random_init(grid, workspace, configs, ctx, protocol)
+    baselines = _random_init(grid, workspace, configs, context, protocol)
     report = write_ablation_report(
         grid,
         records,
         baselines,
-        protocols.constant_depth_baseline(ctx),
         grid.da_taps({e: configs[(e, grid.seeds[0])] for e in grid.experiments}),
-        ctx,
+        protocol,
         grid.report_dir(workspace),
         wall_seconds=time.time() - start,
     )
     return {"runs": records, "report": report, "wall_seconds": time.time() - start}
 
 
-def _random_init(grid, workspace, configs, ctx, protocol) -> list[dict]:
-    """The protocols on a randomly initialised model per seed (cached like a run)."""
+def _random_init(grid, workspace, configs, context, protocol) -> list[dict]:
+    """The protocols on a randomly initialised model per seed, and the constant depth
+    predictor's motorcycle scores (cached like a run)."""
     from mtsyn_tf.ablation import protocols
 
-    RANDOM_INIT = protocols.RANDOM_INIT
     records = []
     for seed in grid.seeds:
         cfg = configs[(grid.experiments[0], seed)]
-        run_dir = os.path.join(workspace, "ablation", grid.name, RANDOM_INIT, f"seed{seed}")
+        run_dir = grid.run_dir(workspace, protocols.RANDOM_INIT, seed)
         marker = read_marker(run_dir)
         key = {"preset": cfg.preset, "preset_overrides": cfg.preset_overrides, "seed": seed}
         if marker is None or marker["config"] != key or marker["protocol"] != protocol:
             t = time.time()
-            evaluation = protocols.evaluate_random_init(cfg, ctx)
+            evaluation = protocols.evaluate_random_init(cfg, context())
+            evaluation["constant_depth"] = protocols.constant_depth_baseline(context())
             marker = {
-                "experiment": RANDOM_INIT,
+                "experiment": protocols.RANDOM_INIT,
                 "seed": seed,
                 "config": key,
                 "protocol": protocol,
