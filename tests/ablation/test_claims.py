@@ -41,6 +41,12 @@ def test_deterministic_runs_any_difference_counts():
     assert claims.verdict([1.0, 1.0], [1.0, 1.0], "higher")["verdict"] == claims.NOISE
 
 
+def test_summarize_uses_the_sample_std():
+    s = claims.summarize([1.0, 2.0, 3.0])
+    assert (s["mean"], s["std"], s["n"]) == (2.0, 1.0, 3)  # ddof=1: sqrt(2/2)
+    assert claims.summarize([4.0])["std"] == 0.0
+
+
 def test_summarize_rejects_empty_and_nan():
     with pytest.raises(ValueError, match="finite"):
         claims.summarize([])
