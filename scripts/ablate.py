@@ -32,6 +32,12 @@ flags.DEFINE_list(
     "tfds_probes", ["voc/2007", "imagenet2012"], "tfds probe sets (with --tfds_data_dir)."
 )
 flags.DEFINE_integer("num_synthetic", 64, "Held-out renders for the domain gap.")
+flags.DEFINE_float(
+    "estimate_tflops",
+    None,
+    "Only print the grid's training FLOP and device-hours at this sustained TFLOP/s per "
+    "device (e.g. 400 for an H100 at 40%% of its dense bf16 peak), then exit.",
+)
 
 
 def main(argv):
@@ -53,6 +59,17 @@ def main(argv):
         for k in ("synthetic_dir", "real_source", "places365_data_dir")
         if getattr(FLAGS, k) is not None
     }
+    if FLAGS.estimate_tflops is not None:
+        from mtsyn_tf.ablation.grid import estimate
+
+        est = estimate(grid, FLAGS.workspace, data, FLAGS.estimate_tflops)
+        for name, pflop in est["pflop_per_run"].items():
+            print(f"{name}: {pflop:.0f} PFLOP per run")
+        print(
+            f"{est['runs']} runs, {est['total_pflop']:.0f} PFLOP, {est['device_hours']:.1f} "
+            f"device-hours at {est['sustained_tflops']:g} TFLOP/s sustained (training only)"
+        )
+        return
     from mtsyn_tf.ablation.runner import run_grid  # TensorFlow loads after the render
 
     result = run_grid(

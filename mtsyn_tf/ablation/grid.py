@@ -42,6 +42,7 @@ class Grid:
     roles: dict
     budget: dict = dataclasses.field(default_factory=dict)
     data: str = "demo"
+    replicas: int = 1  # devices the configs' batch_size is per (paper: 8 GPUs, global 224)
 
     def run_dir(self, workspace: str, experiment: str, seed: int) -> str:
         return os.path.join(workspace, "ablation", self.name, experiment, f"seed{seed}")
@@ -120,6 +121,7 @@ GRIDS = {
             ],
         },
         data="given",
+        replicas=8,  # mtsyn_tf.configs.common.PAPER_REPLICAS
     ),
 }
 
@@ -150,3 +152,25 @@ def training_pflop(cfg, replicas: int = 1) -> float:
     grad_accum_steps`` synthetic and as many real images (paper configs: 8 replicas)."""
     images = cfg.epochs * cfg.steps_per_epoch * cfg.batch_size * replicas * cfg.grad_accum_steps
     return images * (SYNTHETIC_GFLOP + REAL_GFLOP) * 1e9 / 1e15
+
+
+def estimate(grid: Grid, workspace: str, data: dict, sustained_tflops: float) -> dict:
+    """Training FLOP and device-hours of the whole grid at ``sustained_tflops`` per device.
+
+    Every run is costed as a 3-task run (single-task runs have fewer decoders: an upper
+    bound); evaluation is not included.
+    """
+    if not sustained_tflops > 0:
+        raise ValueError(f"sustained_tflops must be > 0. Received: {sustained_tflops}")
+    per_run = {
+        e: training_pflop(grid.run_config(workspace, e, grid.seeds[0], data), grid.replicas)
+        for e in grid.experiments
+    }
+    total = sum(per_run.values()) * len(grid.seeds)
+    return {
+        "pflop_per_run": per_run,
+        "runs": len(per_run) * len(grid.seeds),
+        "total_pflop": total,
+        "device_hours": total * 1e15 / (sustained_tflops * 1e12) / 3600.0,
+        "sustained_tflops": sustained_tflops,
+    }

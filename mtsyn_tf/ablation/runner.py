@@ -26,14 +26,22 @@ from mtsyn_tf.io_utils import write_json_atomic
 MARKER = "ablation_result.json"
 
 
-def prepare_demo_data(workspace: str) -> dict:
+def demo_data(workspace: str) -> dict:
+    """The demo's data paths: its renders under the workspace and the embedded photos."""
+    from mtsyn_tf.demo.run import DemoConfig
+
+    return {
+        "synthetic_dir": DemoConfig(workspace=workspace).paths["synthetic"],
+        "real_source": "embedded",
+    }
+
+
+def render_demo_data(workspace: str) -> None:
     """Renders the demo's synthetic set once (reused when present, as ``make demo`` does)."""
     from mtsyn_tf.demo.run import DemoConfig, _render
 
     demo = DemoConfig(workspace=workspace)
-    path = demo.paths["synthetic"]
-    _render(demo, path)
-    return {"synthetic_dir": path, "real_source": "embedded"}
+    _render(demo, demo.paths["synthetic"])
 
 
 def _fingerprint(cfg) -> dict:
@@ -126,8 +134,13 @@ def run_grid(
     """
     start = time.time()
     data = dict(data or {})
-    if grid.data == "demo" and "synthetic_dir" not in data:
-        data = {**prepare_demo_data(workspace), **data}
+    render = grid.data == "demo" and "synthetic_dir" not in data
+    if render:
+        data = {**demo_data(workspace), **data}
+    runs = [(e, s) for s in grid.seeds for e in grid.experiments]  # seed-major: a killed
+    configs = {r: grid.run_config(workspace, *r, data) for r in runs}  # grid still has seed 0
+    if render:  # after the configs are checked: a bad override fails before a long render
+        render_demo_data(workspace)
 
     from mtsyn_tf import runtime
 
@@ -139,8 +152,6 @@ def run_grid(
     from mtsyn_tf.models import get_preset
     from mtsyn_tf.trainer.loop import train
 
-    runs = [(e, s) for s in grid.seeds for e in grid.experiments]  # seed-major: a killed
-    configs = {r: grid.run_config(workspace, *r, data) for r in runs}  # grid still has seed 0
     todo, markers = {}, {}
     for r, cfg in configs.items():
         marker = read_marker(cfg.workdir)
