@@ -99,9 +99,9 @@ class _Progress:
                 progress.steps_left = max(0, progress.steps_left - steps)
                 eta = progress.eta_minutes(evals_left())
                 logging.info(
-                    "[%d/%d] %s epoch %d/%d done (loss %.4g); grid ETA %s",
+                    "[%d/%d] %s epoch %d/%d done (L_BH %.4g); grid ETA %s",
                     index, progress.total_runs, label, epoch + 1, self.params.get("epochs"),
-                    (logs or {}).get("loss", float("nan")),
+                    (logs or {}).get("loss_bh", float("nan")),  # the trainer's B/H loss
                     "?" if eta is None else f"{eta:.1f} min",
                 )  # fmt: skip
 
