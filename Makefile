@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Both create .venv and install what they need.
-.PHONY: demo test test-all lint format bench bench-torch
+.PHONY: demo test test-all lint format bench bench-torch ablate
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,6 +8,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 demo:
 	bash scripts/setup_env.sh
 	$(PY) scripts/demo.py --workspace=workspace
+
+# The paper's ablation table on the demo data: 5 experiments × 3 seeds, resumable; report in
+# workspace/ablation/demo/report/ (README "Ablation grid"). ABLATE_FLAGS="--grid=paper ..."
+# is the GPU recipe.
+ABLATE_FLAGS ?=
+ablate:
+	bash scripts/setup_env.sh
+	$(PY) scripts/ablate.py --workspace=workspace $(ABLATE_FLAGS)
 
 # Fast suite (slow tests skipped); what CI runs.
 test:
