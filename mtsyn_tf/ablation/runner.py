@@ -38,10 +38,10 @@ def demo_data(workspace: str) -> dict:
 
 def render_demo_data(workspace: str) -> None:
     """Renders the demo's synthetic set once (reused when present, as ``make demo`` does)."""
-    from mtsyn_tf.demo.run import DemoConfig, _render
+    from mtsyn_tf.demo.run import DemoConfig, render_synthetic_data
 
     demo = DemoConfig(workspace=workspace)
-    _render(demo, demo.paths["synthetic"])
+    render_synthetic_data(demo, demo.paths["synthetic"])
 
 
 def _fingerprint(cfg) -> dict:

@@ -94,7 +94,7 @@ class _Timer:
         return result
 
 
-def _render(cfg: DemoConfig, path: str) -> dict:
+def render_synthetic_data(cfg: DemoConfig, path: str) -> dict:
     from mtsyn_tf.data import shards
     from mtsyn_tf.render.generate import RenderConfig, generate_dataset
 
@@ -214,7 +214,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     p = cfg.paths
     timer = _Timer()
     start = time.perf_counter()
-    render = timer.step("render synthetic scenes", _render, cfg, p["synthetic"])
+    render = timer.step("render synthetic scenes", render_synthetic_data, cfg, p["synthetic"])
     real = timer.step("build embedded real domain", _real_domain, p["real"])
     run_cfg = _run_config(cfg)
     if cfg.retrain and os.path.exists(p["run"]):
