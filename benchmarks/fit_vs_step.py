@@ -1,5 +1,5 @@
-"""Training inside ``trainer.loop.train`` (Keras ``fit`` on the real input pipeline) vs the
-isolated step, and the input pipeline alone, all in one process.
+"""Training inside ``trainer.loop.train`` (the run driver's epoch loop on the real input
+pipeline) vs the isolated step, and the input pipeline alone, all in one process.
 
 Writes a small 320×240 synthetic dataset, then, in turns:
 
