@@ -95,6 +95,7 @@ class EvalRun:
         self.path = None if path is None else os.fspath(path)
         self.expected_preset = expected_preset
         self._loaded = None
+        self._shared = {}
         if model is not None:
             from mtsyn_tf.models.preprocessor import InputContract
 
@@ -141,6 +142,13 @@ class EvalRun:
     @property
     def input_contract(self):
         return self.info["input_contract"]
+
+    def shared(self, key, compute):
+        """``compute()`` once per ``key`` for this run: the inputs several protocols of one
+        ``evaluate()`` call read (compared models, held-out batch, real crops)."""
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]
 
     def require_path(self, protocol: str) -> str:
         if self.path is None:

@@ -18,7 +18,14 @@ class ComparedRunsEvaluator(Evaluator):
     def models(self, target) -> dict:
         from mtsyn_tf.evaluation.offline import compared_models
 
-        return compared_models(target, self.compare_workdirs, self.seed)
+        key = ("compared_models", repr(self.compare_workdirs), self.seed)
+        return target.shared(key, lambda: compared_models(target, self.compare_workdirs, self.seed))
+
+    def real_photos(self, target) -> dict:
+        from mtsyn_tf.evaluation.offline import real_photo_crops
+
+        size = target.model.image_size
+        return target.shared(("real_photo_crops", size), lambda: real_photo_crops(size))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +45,8 @@ class HeldOutSyntheticSettings(ComparedRunsEvaluator):
                 f"Received: num_synthetic={self.num_synthetic}"
             )
 
-    def batch(self, model) -> dict:
+    def batch(self, target) -> dict:
         from mtsyn_tf.evaluation.offline import synthetic_batch
 
-        return synthetic_batch(self.synthetic_dir, self.split, self.num_synthetic, model.image_size)
+        args = (self.synthetic_dir, self.split, self.num_synthetic, target.model.image_size)
+        return target.shared(("synthetic_batch", *args), lambda: synthetic_batch(*args))

@@ -18,8 +18,8 @@ class DomainGapEvaluator(HeldOutSyntheticSettings):
         from mtsyn_tf.evaluation import offline
 
         models = self.models(target)
-        batch = self.batch(target.model)
-        real = offline.real_photo_crops(target.model.image_size)
+        batch = self.batch(target)
+        real = self.real_photos(target)
         taps, da_tap = offline.domain_gap_taps(target.model)
         section, table = offline.gap_section(
             models, batch["image"], real["images"], real["groups"], taps, da_tap, report_dir,

@@ -16,8 +16,8 @@ class QualitativeEvaluator(HeldOutSyntheticSettings):
         from mtsyn_tf.evaluation import offline
 
         models = self.models(target)
-        batch = self.batch(target.model)
-        real = offline.real_photo_crops(target.model.image_size)
+        batch = self.batch(target)
+        real = self.real_photos(target)
         section, results = offline.qualitative_section(
             models, target.name, target.info, batch, real["photos"], real["centre_crops"],
             self.split, self.synthetic_dir, report_dir,
