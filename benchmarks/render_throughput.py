@@ -10,10 +10,10 @@
    does not depend on how busy a shared machine is).
 2. **Where the time goes**: ``--profile_scenes`` fresh scenes in one new process (empty
    DrJit cache, one core's share of threads as in a ``--workers`` run): CPU seconds per
-   phase (scene update, labels / rgb / guide passes, OIDN, label extraction) for the first
-   scene (kernel compilation) and the mean of the later ones; DrJit's kernel history splits
-   the passes into tracing (recording the Python/C++ calls and generating IR, paid for every
-   render), LLVM compilation and kernel execution. The parent then times the TFRecord
+   phase (scene update, label pass with the denoiser guides, rgb pass, OIDN, label
+   extraction) for the first scene (kernel compilation) and the mean of the later ones;
+   DrJit's kernel history splits the passes into tracing (recording the Python/C++ calls
+   and generating IR, paid for every render), LLVM compilation and kernel execution. The parent then times the TFRecord
    encoding of the same samples.
 3. **Quality**: for ``--psnr_scenes`` scenes, PSNR of ``--psnr_spp`` renders, noisy and
    denoised with each ``--qualities`` OIDN setting, against a ``--reference_spp`` render

@@ -2,9 +2,10 @@
 
 A few samples per pixel plus OIDN's ``RT`` filter give images close to a many-sample
 render at a fraction of the cost (benchmarks/render_throughput.py prints the PSNR table
-behind the default). The guides come from the same jittered camera samples as the colour
-(the ``aov`` integrator wraps the path tracer), so edges line up with the colour's
-antialiasing. Labels never go through the denoiser.
+behind the default). The albedo and normal guides are the label pass's pixel-centre values
+(one ray per pixel, see mitsuba_backend); they denoised as well as guides averaged over
+the colour's jittered samples, for a fraction of the cost. Labels never go through the
+denoiser.
 
 ``pyoidn`` is optional (the ``[render]`` extra installs it); without it
 :func:`make_denoiser` logs one warning and returns None, and the renderer keeps the

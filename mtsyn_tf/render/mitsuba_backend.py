@@ -4,14 +4,19 @@ Every scene is written into a per-process :class:`~mtsyn_tf.render.mitsuba_templ
 (fixed structure, new parameters), so DrJit compiles the render kernels once per process
 instead of once per scene. Each view is rendered twice from one camera pose:
 
+* ``labels``: the ``aov`` integrator (depth, shading normal, shape index, and with
+  denoising on also albedo) at 1 spp through a *non-jittered* stratified sampler and a
+  radius-0.5 box filter, i.e. exactly one ray through each pixel centre, so ids are never
+  blended and depth/normals are the exact values at the pixel centre (which the
+  closed-form tests rely on). The albedo and normal of this pass also guide Intel Open
+  Image Denoise (:mod:`mtsyn_tf.render.denoise`);
 * ``rgb``: path tracing at ``spp`` jittered samples per pixel with a box filter
-  (antialiased). With denoising on, the ``aov`` integrator wraps the path tracer and also
-  averages albedo and shading normals over the same samples, which guide Intel Open Image
-  Denoise (:mod:`mtsyn_tf.render.denoise`);
-* ``labels``: the ``aov`` integrator (depth, shading normal, shape index) at 1 spp
-  through a *non-jittered* stratified sampler and a radius-0.5 box filter, i.e. exactly
-  one ray through each pixel centre, so ids are never blended and depth/normals are
-  the exact values at the pixel centre (which the closed-form tests rely on).
+  (antialiased), denoised with those guides unless ``denoise="off"``.
+
+Why the guides come from the label pass: a separate 4-spp ``aov`` pass through the rgb
+sensor cost ~10 % of a fresh image (DrJit re-traces every slot's BSDF per pass), and the
+pixel-centre guides denoise as well (benchmarks/render_throughput.py measured the PSNR
+of both). Adding the albedo AOV changes no label value (tests/render/test_template.py).
 
 Fixed sampler seeds make every render reproducible bit for bit, whichever scenes the
 process rendered before (tests/render/test_template.py).
@@ -44,7 +49,8 @@ DENOISE_CHOICES = ("off", *denoise_lib.QUALITIES)
 # Samples per pixel of the reference crop shown beside noisy / denoised previews.
 REFERENCE_SPP = 256
 _LABEL_AOVS = "dd:depth,nn:sh_normal,si:shape_index"
-_GUIDE_AOVS = "al:albedo,nn:sh_normal"
+# Appended after the label channels (0: depth, 1-3: normal, 4: shape index) when denoising.
+_GUIDE_AOVS = "al:albedo"
 
 
 def _size(resolution) -> tuple[int, int]:
@@ -192,10 +198,10 @@ class _Renderer:
             capacity, num_point_lights, height, width, spp, NEAR_CLIP, FAR_CLIP
         )
         self.rgb = mi.load_dict({"type": "path", "max_depth": int(max_depth)})
-        self.labels = mi.load_dict({"type": "aov", "aovs": _LABEL_AOVS})
-        # A separate AOV pass through the rgb sensor: nesting the path tracer inside the
-        # aov integrator doubled the path tracer's cost.
-        self.guides = mi.load_dict({"type": "aov", "aovs": _GUIDE_AOVS}) if guides else None
+        # With guides, one label pass also gives the denoiser's albedo (channels 5-7).
+        # Nesting the path tracer inside the aov integrator instead doubled its cost.
+        aovs = f"{_LABEL_AOVS},{_GUIDE_AOVS}" if guides else _LABEL_AOVS
+        self.labels = mi.load_dict({"type": "aov", "aovs": aovs})
 
 
 _RENDERERS: dict = {}
@@ -243,19 +249,16 @@ def _reference_seed(seed: int) -> int:
     return int.from_bytes(hashlib.sha256(f"reference/{seed}".encode()).digest()[:4], "little")
 
 
-def _view_rgb(renderer, spp, seed, denoiser, timed=_untimed):
-    """(rgb, noisy) linear HDR [H, W, 3] of the current view; noisy is None undenoised."""
+def _view_rgb(renderer, spp, seed, denoiser, labels, timed=_untimed):
+    """(rgb, noisy) linear HDR [H, W, 3] of the current view; noisy is None undenoised.
+    ``labels``: the view's label pass, whose albedo and normal guide the denoiser."""
     template = renderer.template
     with timed("rgb pass"):
         rgb = _render(template, "rgb", renderer.rgb, spp, seed)[..., :3]
     if denoiser is None:
         return rgb, None
-    # Same sensor, sampler and seed as the colour: the guides are averaged over the same
-    # jittered camera rays, so their edges match the colour's antialiased edges.
-    with timed("guides pass"):
-        guides = _render(template, "rgb", renderer.guides, spp, seed)
     with timed("denoise"):
-        return denoiser(rgb, guides[..., 0:3], guides[..., 3:6]), rgb
+        return denoiser(rgb, labels[..., 5:8], labels[..., 1:4]), rgb
 
 
 def _prepare(desc, height, width, spp, max_depth, variant, with_rgb, denoise):
@@ -283,8 +286,13 @@ def render_linear_rgb(
     renderer, denoiser = _prepare(desc, height, width, spp, max_depth, variant, True, denoise)
     out = []
     for v, camera in enumerate(desc.cameras):
-        renderer.template.set_camera(camera)
-        out.append(_view_rgb(renderer, spp, render_seed(desc, v), denoiser))
+        template = renderer.template
+        template.set_camera(camera)
+        seed = render_seed(desc, v)
+        labels = None
+        if denoiser is not None:
+            labels = _render(template, "labels", renderer.labels, 1, seed)
+        out.append(_view_rgb(renderer, spp, seed, denoiser, labels))
     return out
 
 
@@ -322,7 +330,7 @@ def render_scene_in_process(
         with timed("labels pass"):
             labels = _render(template, "labels", renderer.labels, 1, seed)
         if with_rgb:
-            rgb, noisy = _view_rgb(renderer, spp, seed, denoiser, timed)
+            rgb, noisy = _view_rgb(renderer, spp, seed, denoiser, labels, timed)
         else:
             rgb, noisy = np.zeros((height, width, 3), np.float32), None
         intrinsics = geometry.intrinsics_from_fov(width, height, camera.fov_x)

@@ -132,3 +132,47 @@ def reference_crop_psnr(scene_id, variant, size, spp):
 
 
 SHIFTS = ((0, 3), (3, 0), (-3, -3))
+
+
+def labels_with_and_without_guides(scene_ids, variant, size):
+    """Per scene, the label arrays of a denoised RGB render (label pass with the albedo
+    guide appended) and of a label-only render (label AOVs alone), each in its own renderer
+    of this process."""
+    from mtsyn_tf.render import mitsuba_backend
+    from mtsyn_tf.render import variant as variant_lib
+
+    variant_lib.set_variant(variant)
+    keys = ("depth", "normals", "instance", "contour", "valid")
+    out = []
+    for scene_id in scene_ids:
+        desc = scene_lib.make_scene(scene_id)
+        (guided,) = mitsuba_backend.render_scene_in_process(desc, size, 2, 4, variant, True, "fast")
+        (plain,) = mitsuba_backend.render_scene_in_process(desc, size, 2, 4, variant, False)
+        out.append(({k: guided[k] for k in keys}, {k: plain[k] for k in keys}))
+    return out
+
+
+def plastic_alpha_mismatches(scene_ids, variant):
+    """Applies ``scene_ids`` in turn to one template; returns (slot, alpha in Mitsuba,
+    roughness of the primitive there) for every used roughplastic slot whose BSDF does not
+    hold its primitive's roughness, and the number of roughplastic slots checked."""
+    import numpy as np
+
+    from mtsyn_tf.render import mitsuba_template
+    from mtsyn_tf.render import variant as variant_lib
+
+    variant_lib.set_variant(variant)
+    template = mitsuba_template.SceneTemplate(
+        mitsuba_template.default_capacity(), 1, 8, 8, 1, 1e-3, 1e4
+    )
+    bad, checked = [], 0
+    for scene_id in scene_ids:
+        for name, prim in template.apply(scene_lib.make_scene(scene_id)).items():
+            if prim.material.kind != "roughplastic":
+                continue
+            alpha = float(np.ravel(template.params[f"{name}.bsdf.brdf_0.alpha"])[0])
+            checked += 1
+            # float32 storage of a float64 level: equal to 1e-7 relative.
+            if abs(alpha - prim.material.roughness) > 1e-6:
+                bad.append((name, alpha, prim.material.roughness))
+    return bad, checked

@@ -144,3 +144,65 @@ def test_reference_crop_is_the_same_window_at_many_samples(variant):
     # Two independent 256-spp renders differ by noise only (> 30 dB); a crop taken from the
     # wrong window, or rendered at few samples (~18 dB), fails one of the two bounds.
     assert aligned > 30.0 and aligned > max(shifted) + 2.0, (aligned, shifted)
+
+
+@pytest.mark.skipif(not denoise_lib.pyoidn_available(), reason="needs pyoidn")
+def test_denoiser_guides_leave_the_labels_unchanged(variant):
+    """The albedo guide rides along in the label pass: every label equals a label-only
+    render's, bit for bit (scenes 4 and 9: textured plastic, metal and an area light)."""
+    pairs = _spawned(render_testlib.labels_with_and_without_guides, [4, 9], variant, SIZE)
+    for guided, plain in pairs:
+        for key, value in plain.items():
+            np.testing.assert_array_equal(guided[key], value, err_msg=key)
+
+
+def test_slot_assignment_is_pure_and_plastic_goes_home():
+    """Same scene -> same slots; a roughplastic primitive takes a free slot whose home level
+    is its roughness while one is left (then the last free slot), others the first free."""
+    template_slots = []
+    for key, count in sorted(mitsuba_template.default_capacity().items()):
+        template_slots += [(f"{key}_{k}", key) for k in range(count)]
+    levels = scene_lib.PLASTIC_ROUGHNESS_LEVELS
+    for scene_id in range(30):
+        desc = scene_lib.make_scene(scene_id)
+        if not all(
+            n <= mitsuba_template.DEFAULT_CAPACITY.get(k, 0)
+            for k, n in mitsuba_template.needed_capacity(desc).items()
+        ):
+            continue
+        first = mitsuba_template.assign_slots(template_slots, desc.primitives)
+        assert first == mitsuba_template.assign_slots(template_slots, desc.primitives)
+        assert sorted(map(id, first.values())) == sorted(map(id, desc.primitives))
+        index = {}
+        for name, key in template_slots:
+            index[name] = sum(1 for _, k in template_slots[: len(index)] if k == key)
+        for key in {mitsuba_template.slot_key(p) for p in desc.primitives}:
+            used = [(index[n], p) for n, p in first.items() if mitsuba_template.slot_key(p) == key]
+            if key[1] == "roughplastic":
+                homes = {lv: [] for lv in levels}
+                for k in range(mitsuba_template.DEFAULT_CAPACITY[key]):
+                    homes[levels[k % len(levels)]].append(k)
+                for k, prim in used:
+                    # Home slot, or overflow because every home slot of its level is taken.
+                    at_home = levels[k % len(levels)] == prim.material.roughness
+                    taken = {j for j, _ in used}
+                    assert at_home or set(homes[prim.material.roughness]) <= taken, (key, k)
+            else:
+                assert sorted(k for k, _ in used) == list(range(len(used))), key
+
+
+def test_plastic_roughness_takes_the_listed_levels():
+    plastic = [
+        p.material.roughness
+        for i in range(60)
+        for p in scene_lib.make_scene(i).primitives
+        if p.material.kind == "roughplastic"
+    ]
+    assert set(plastic) == set(scene_lib.PLASTIC_ROUGHNESS_LEVELS)
+
+
+def test_reused_plastic_slots_hold_their_primitives_roughness(variant):
+    """Roughness is written only when a slot's level changes; after many scenes (overflow
+    slots change level) every used slot's BSDF still holds its primitive's roughness."""
+    bad, checked = _spawned(render_testlib.plastic_alpha_mismatches, range(40), variant)
+    assert checked > 100 and not bad, (checked, bad[:5])
