@@ -118,6 +118,7 @@ RESUMABLE_FIELDS = frozenset(
         "synthetic_dir",
         "real_source",
         "restart",
+        "data_cache_mb",  # the batches are the same with or without the cache
     }
 )
 
