@@ -215,11 +215,11 @@ def print_report(r: dict) -> None:
         f"decoded-record cache {r['data_cache_mb']:.0f} MB; load average "
         f"{r['load_average_1min'][0]:.1f} -> {r['load_average_1min'][1]:.1f}"
     )
-    print(f"{'round':<7s}" + "".join(f"{p:>32s}" for p in ("driver", "isolated step", "input")))
-    print(f"{'':<7s}" + "   img/s  CPU-s/step  preempt/step" * 3)
+    print(f"{'round':<7s}" + "".join(f"{p:>36s}" for p in ("driver", "isolated step", "input")))
+    print(f"{'':<7s}" + "      img/s  CPU-s/step  preempt/step" * 3)
     for i, rnd in enumerate(r["rounds"]):
         cells = "".join(
-            f"{rnd[p]['images_per_s']:8.2f}  {rnd[p]['cpu_s_per_step']:10.3f}  "
+            f"  {rnd[p]['images_per_s']:9.2f}  {rnd[p]['cpu_s_per_step']:10.3f}  "
             f"{rnd[p]['preemptions_per_step']:12.1f}"
             for p in ("driver", "isolated", "pipeline")
         )
