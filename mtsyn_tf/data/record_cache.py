@@ -102,7 +102,10 @@ class RecordSource:
     def _try_cache(self, budget: int, cache_mb: float) -> None:
         encoded = sum(tf.io.gfile.stat(f).length for f in self.files)
         if encoded > _MAX_ENCODED_PER_DECODED * budget:
-            self._decline(f"{encoded / 2**20:.0f} MB of shards", cache_mb)
+            self._decline(
+                f"its shards alone hold {encoded / 2**20:.0f} MB, over "
+                f"{_MAX_ENCODED_PER_DECODED}x the {cache_mb:.0f} MB budget"
+            )
             return
         per_shard, decoded, size, row_bytes = [], [], np.zeros(2, np.int64), 0
         for path in self.files:
@@ -116,7 +119,7 @@ class RecordSource:
                 decoded.append(example)
                 count += 1
                 if row_bytes * len(decoded) > budget:
-                    self._decline(f"more than {budget / 2**20:.0f} MB decoded", cache_mb)
+                    self._decline(f"decoded it takes more than the {cache_mb:.0f} MB budget")
                     return
             per_shard.append(count)
         if not decoded:
@@ -167,12 +170,11 @@ class RecordSource:
         self._shard_starts = tf.constant(np.concatenate([[0], np.cumsum(per_shard)]), tf.int64)
         self._arrays = arrays
 
-    def _decline(self, found: str, cache_mb: float) -> None:
+    def _decline(self, reason: str) -> None:
         logging.warning(
-            "Not caching the %s records in memory: %s exceeds the %.0f MB budget "
-            "(data_cache_mb); decoding them from %s every step instead.",
+            "Not caching the %s records in memory (%s; --data_cache_mb): decoding them from "
+            "%s every step instead.",
             self.what,
-            found,
-            cache_mb,
+            reason,
             os.path.dirname(self.files[0]) if self.files else "disk",
         )
