@@ -10,7 +10,8 @@ normals, validity and ids so no value is invented between a foreground and backg
 surface; contours keep every edge when downscaled, see ``_resize_contour``), and
 ``intrinsics`` are updated so depth-from-geometry stays correct after a crop or flip.
 
-Images are float32 in [0, 1] here (``to_float_image`` converts decoded uint8).
+Images are float32 in [0, 1] here (``to_float_image`` converts decoded uint8; the crops
+also take uint8 and convert only the crop).
 """
 
 from __future__ import annotations
@@ -43,40 +44,90 @@ def _restore(value, like):
     return value[..., 0] if like.shape.rank == 2 else value
 
 
-def _resize_nearest(value, size: int):
-    dtype = value.dtype
-    work = tf.cast(value, tf.uint8) if dtype == tf.bool else value
-    out = tf.image.resize(_as_hwc(work), [size, size], method="nearest")
-    out = tf.cast(out, dtype) if dtype == tf.bool else out
-    return _restore(out, value)
+def nearest_indices(in_size, out_size: int):
+    """Source index of each output pixel of a nearest-neighbour resize, ``in_size`` -> ``out_size``.
+
+    Gathering rows and columns with these indices gives exactly the pixels of
+    ``tf.image.resize(method="nearest")`` at a fraction of its CPU time (a copy, no
+    per-pixel arithmetic; it runs on the cores the train step needs, issue 13). The
+    indices come from the resize kernel itself, applied to ``[0, 1, ..., in_size - 1]``,
+    rather than from its float formula re-typed here: graph rewrites (division by a
+    reciprocal) would move a few indices by one.
+    """
+    positions = tf.cast(tf.range(in_size), tf.float32)[:, None, None]  # exact below 2**24
+    picked = tf.image.resize(positions, [out_size, 1], method="nearest")
+    return tf.cast(picked[:, 0, 0], tf.int32)
 
 
-def _resize_contour(contour, size: int, side):
+def _gather_nearest(value, rows, cols):
+    """``value[rows][:, cols]``: crop and nearest resize in one gather per axis."""
+    return tf.gather(tf.gather(value, rows, axis=0), cols, axis=1)
+
+
+def _resize_contour(contour, nearest, y0, x0, side, size: int):
     """Nearest when upscaling; "any edge in the footprint" when downscaling.
 
     Nearest sampling alone would drop most 1-pixel edges on a 3x downscale (it reads
     one source pixel in three); area-averaging then ``> 0`` keeps each edge, and since
     a downscale footprint is wider than one source pixel the edge stays ~1 pixel thin.
+    ``nearest`` is the crop's nearest resize (already computed); the area resize only
+    runs when downscaling.
     """
-    hwc = tf.cast(_as_hwc(contour), tf.float32)
-    area = tf.cast(tf.image.resize(hwc, [size, size], method="area") > 0, contour.dtype)
-    nearest = tf.image.resize(_as_hwc(contour), [size, size], method="nearest")
-    return _restore(tf.where(side > size, area, nearest), contour)
+
+    def area():
+        crop = tf.cast(_as_hwc(contour[y0 : y0 + side, x0 : x0 + side]), tf.float32)
+        resized = tf.cast(tf.image.resize(crop, [size, size], method="area") > 0, contour.dtype)
+        return _restore(resized, contour)
+
+    downscale = tf.convert_to_tensor(side) > size
+    return tf.cond(downscale, area, lambda: nearest)
+
+
+def _fusable(value) -> bool:
+    """A map whose values float32 holds exactly (so it can share one gather)."""
+    rank = value.shape.rank
+    channels_known = rank == 2 or (rank == 3 and value.shape[-1] is not None)
+    return value.dtype in (tf.float32, tf.bool, tf.uint8) and channels_known
+
+
+def _nearest_together(maps: dict, rows, cols) -> dict:
+    """Nearest-resizes several maps with one gather per axis, each back in its dtype.
+
+    Exact: float32 holds every float32, bool and uint8 value, and nearest sampling only
+    copies. One gather of the stacked channels costs about what one map's does.
+    """
+    parts = [tf.cast(_as_hwc(v), tf.float32) for v in maps.values()]
+    merged = _gather_nearest(tf.concat(parts, axis=-1), rows, cols)
+    widths = [p.shape[-1] for p in parts]
+    out = {}
+    for (key, value), part in zip(maps.items(), tf.split(merged, widths, axis=-1)):
+        out[key] = _restore(tf.cast(part, value.dtype), value)
+    return out
 
 
 def crop_and_resize(example: dict, y0, x0, side, size: int) -> dict:
-    """Crops the square ``[y0:y0+side, x0:x0+side]`` of every spatial key, resizes to S×S."""
+    """Crops the square ``[y0:y0+side, x0:x0+side]`` of every spatial key, resizes to S×S.
+
+    A uint8 ``image`` is converted to float32 [0, 1] after cropping (the same numbers
+    as converting first, for a fraction of the pixels).
+    """
     out = dict(example)
-    for key in _SPATIAL:
-        if key not in example:
-            continue
-        crop = example[key][y0 : y0 + side, x0 : x0 + side]
-        if key in _BILINEAR:
+    # The nearest resize of the crop as row/column indices into the uncropped maps.
+    offsets = nearest_indices(side, size)
+    rows, cols = y0 + offsets, x0 + offsets
+    for key in _BILINEAR:
+        if key in example:
+            crop = example[key][y0 : y0 + side, x0 : x0 + side]
+            crop = tf.image.convert_image_dtype(crop, tf.float32)
             out[key] = tf.image.resize(crop, [size, size], method="bilinear", antialias=True)
-        elif key == "contour":
-            out[key] = _resize_contour(crop, size, side)
-        else:
-            out[key] = _resize_nearest(crop, size)
+    nearest = [k for k in _NEAREST + ("contour",) if k in example]
+    fused = {k: example[k] for k in nearest if _fusable(example[k])}
+    out.update(_nearest_together(fused, rows, cols) if fused else {})
+    for key in nearest:
+        if key not in fused:
+            out[key] = _gather_nearest(example[key], rows, cols)
+    if "contour" in example:
+        out["contour"] = _resize_contour(example["contour"], out["contour"], y0, x0, side, size)
     if "intrinsics" in example:
         scale = tf.cast(size, tf.float32) / tf.cast(side, tf.float32)
         fx, fy, cx, cy = tf.unstack(example["intrinsics"])

@@ -16,12 +16,13 @@ from __future__ import annotations
 import tensorflow as tf
 
 from mtsyn_tf import runtime
-from mtsyn_tf.data import augment, real_domain, schema, shards
+from mtsyn_tf.data import augment, real_domain, record_cache, schema, shards
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Keys the augmentations need; instance ids and provenance strings are dropped before
 # augmenting so no time is spent resampling maps the model never sees.
 _TRAINING_KEYS = ("image", "depth", "normals", "contour", "valid", "intrinsics")
+_SPATIAL_TRAINING_KEYS = ("image", "depth", "normals", "contour", "valid")
 # Consecutive edge-poor examples after which the stream gives up with a clear error
 # instead of searching forever (a data set where almost nothing passes the rule).
 MAX_CONSECUTIVE_EDGE_POOR = 10_000
@@ -70,28 +71,74 @@ def make_synthetic_training_dataset(
     verify: bool = False,
     min_edge_pixels: int = 0,
     jitter: bool = False,
+    cache_mb: float = record_cache.DEFAULT_CACHE_MB,
 ) -> tf.data.Dataset:
     """Unbounded, unbatched stream of augmented synthetic examples (model-target layout).
 
     Examples whose (augmented, S×S) contour target has fewer than ``min_edge_pixels`` edge
     pixels are dropped from the stream, so each is replaced by the next random example
     (the reference code's rule; see ``resample_edge_poor``). ``jitter`` adds colour
-    jitter (off in the paper's setting; opt-in, see README "Deviations").
+    jitter (off in the paper's setting; opt-in, see README "Deviations"). A split whose
+    decoded records fit ``cache_mb`` is decoded once and held in memory (0: never); the
+    stream is the same either way (``record_cache``).
     """
+    source = synthetic_source(synthetic_dir, split, verify, cache_mb)
+    return augmented_synthetic_stream(
+        source,
+        image_size,
+        seed=seed,
+        deterministic=deterministic,
+        grayscale=grayscale,
+        min_scale=min_scale,
+        shuffle_buffer=shuffle_buffer,
+        cycle_length=cycle_length,
+        min_edge_pixels=min_edge_pixels,
+        jitter=jitter,
+    )
+
+
+def synthetic_source(
+    synthetic_dir: str, split: str, verify: bool, cache_mb: float
+) -> record_cache.RecordSource:
+    """The training keys of a synthetic split's records: decoded in memory if they fit."""
     files = _synthetic_files(synthetic_dir, split, verify)
-    ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed).repeat()
+    return record_cache.RecordSource(
+        files, _decode_training_keys, _SPATIAL_TRAINING_KEYS, cache_mb, f"synthetic {split!r}"
+    )
+
+
+def _decode_training_keys(record) -> dict:
+    decoded = schema.decode_synthetic(record)
+    return {k: decoded[k] for k in _TRAINING_KEYS}
+
+
+def augmented_synthetic_stream(
+    source: record_cache.RecordSource,
+    image_size: int,
+    *,
+    seed: int | None,
+    deterministic: bool,
+    grayscale: bool,
+    min_scale: float,
+    shuffle_buffer: int,
+    cycle_length: int,
+    min_edge_pixels: int,
+    jitter: bool,
+) -> tf.data.Dataset:
+    """``make_synthetic_training_dataset``'s stream over the records of ``source``."""
+    files = source.files
+    ds = source.handles().shuffle(len(files), seed=seed).repeat()
     ds = ds.interleave(
-        tf.data.TFRecordDataset,
+        source.records,
         cycle_length=min(cycle_length, len(files)),
         num_parallel_calls=AUTOTUNE,
         deterministic=deterministic,
     )
     ds = ds.shuffle(shuffle_buffer, seed=seed)
 
-    def prepare(record, element_seed):
+    def prepare(item, element_seed):
         seeds = tf.random.experimental.stateless_split(element_seed, num=3)
-        decoded = schema.decode_synthetic(record)
-        example = augment.to_float_image({k: decoded[k] for k in _TRAINING_KEYS})
+        example = source.decode(item)  # uint8 image: the crop converts only the crop
         example = augment.random_resized_crop(example, image_size, seeds[0], min_scale=min_scale)
         example = augment.random_flip_left_right(example, seeds[1])
         if jitter:
@@ -176,6 +223,7 @@ def make_training_dataset(
     cycle_length: int = 4,
     places365_data_dir: str | None = None,
     verify: bool = False,
+    cache_mb: float = record_cache.DEFAULT_CACHE_MB,
 ) -> tf.data.Dataset:
     """Unbounded stream of ``{"synthetic": {...}, "real": {"image"}}`` training batches.
 
@@ -198,21 +246,24 @@ def make_training_dataset(
         seed / deterministic: ``deterministic=True`` needs an integer seed and makes the
             stream exactly reproducible.
         verify: check shard checksums and record framing before training starts.
+        cache_mb: memory budget (MB) for holding decoded records, synthetic first, the
+            real shards with what is left; a domain that does not fit is decoded from
+            disk every step (one log line says so). 0 turns caching off. The batches are
+            the same either way (``record_cache``).
     """
     _check_sizes(batch_size, image_size)
     if deterministic and seed is None:
         raise ValueError("deterministic=True needs an integer seed. Received: seed=None")
-    synthetic = make_synthetic_training_dataset(
-        synthetic_dir,
+    source = synthetic_source(synthetic_dir, split, verify, cache_mb)
+    synthetic = augmented_synthetic_stream(
+        source,
         image_size,
-        split,
-        seed,
-        deterministic,
-        grayscale,
-        min_scale,
-        shuffle_buffer,
-        cycle_length,
-        verify,
+        seed=seed,
+        deterministic=deterministic,
+        grayscale=grayscale,
+        min_scale=min_scale,
+        shuffle_buffer=shuffle_buffer,
+        cycle_length=cycle_length,
         min_edge_pixels=min_edge_pixels,
         jitter=synthetic_jitter,
     ).batch(batch_size, drop_remainder=True)
@@ -224,6 +275,7 @@ def make_training_dataset(
         jitter=real_jitter,
         split=real_split,
         places365_data_dir=places365_data_dir,
+        cache_mb=max(0.0, cache_mb - source.nbytes / 2**20),
     )
     if grayscale:
         real = augment.zip_with_seeds(real, None if seed is None else seed + 2).map(

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from mtsyn_tf.data import augment, schema, shards, writer
+from mtsyn_tf.data import augment, record_cache, schema, shards, writer
 
 EMBEDDED = "embedded"
 PLACES365 = "places365"
@@ -185,7 +185,11 @@ def _is_shard_dir(path: str) -> bool:
     return os.path.isfile(os.path.join(path, shards.MANIFEST_NAME))
 
 
-def _decoded_images(source, split, places365_data_dir, seed) -> tf.data.Dataset:
+def _decode_real_image(record) -> dict:
+    return {"image": schema.decode_real(record)["image"]}
+
+
+def _decoded_images(source, split, places365_data_dir, seed, cache_mb) -> tf.data.Dataset:
     """Unbounded, shuffled stream of decoded uint8 [H, W, 3] photos."""
     if source == EMBEDDED:
         encoded = [
@@ -206,9 +210,13 @@ def _decoded_images(source, split, places365_data_dir, seed) -> tf.data.Dataset:
                 f"{source!r} holds {manifest['kind']!r} shards; a real domain needs kind 'real'."
             )
         files = shards.list_shards(source, split)
-        ds = tf.data.Dataset.from_tensor_slices(files).repeat().shuffle(len(files), seed=seed)
-        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)))
-        return ds.shuffle(256, seed=seed).map(lambda r: schema.decode_real(r)["image"])
+        # Decoded once and held in memory when they fit cache_mb (the same stream).
+        records = record_cache.RecordSource(
+            files, _decode_real_image, ("image",), cache_mb, f"real {split!r}"
+        )
+        ds = records.handles().repeat().shuffle(len(files), seed=seed)
+        ds = ds.interleave(records.records, cycle_length=min(4, len(files)))
+        return ds.shuffle(256, seed=seed).map(lambda r: records.decode(r)["image"])
     paths = folder_photo_paths(source)
     ds = tf.data.Dataset.from_tensor_slices(paths).repeat().shuffle(len(paths), seed=seed)
 
@@ -227,6 +235,7 @@ def make_real_dataset(
     jitter: bool = True,
     split: str = "train",
     places365_data_dir: str | None = None,
+    cache_mb: float = record_cache.DEFAULT_CACHE_MB,
 ) -> tf.data.Dataset:
     """Unbounded ``{"image": float32 [S, S, 3]}`` stream of augmented real crops.
 
@@ -236,12 +245,15 @@ def make_real_dataset(
         seed: integer for a reproducible stream (tests), ``None`` for fresh randomness.
         min_scale: smallest crop side as a fraction of the photo's shorter side.
         jitter: apply photometric jitter (brightness/contrast/saturation/hue).
+        cache_mb: real shards whose decoded photos fit this budget (MB) are decoded once
+            and held in memory; 0 decodes every time. The stream is the same either way.
+            (The embedded photos are always held decoded; folders and Places365 never.)
     """
-    images = _decoded_images(source, split, places365_data_dir, seed)
+    images = _decoded_images(source, split, places365_data_dir, seed, cache_mb)
 
     def augment_one(image, element_seed):
         seeds = tf.random.experimental.stateless_split(element_seed, num=3)
-        example = augment.to_float_image({"image": image})
+        example = {"image": image}  # uint8: the crop converts only the crop to float
         example = augment.random_resized_crop(example, image_size, seeds[0], min_scale=min_scale)
         example = augment.random_flip_left_right(example, seeds[1])
         if jitter:

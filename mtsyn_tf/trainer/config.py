@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from mtsyn_tf.data.record_cache import DEFAULT_CACHE_MB
 from mtsyn_tf.losses.contour import NORMALIZATIONS
 from mtsyn_tf.models.presets import DA_TAPS, TASKS, preset_names
 from mtsyn_tf.trainer.precision import PRECISIONS
@@ -307,6 +308,11 @@ class RunConfig:
     )
     synthetic_jitter: bool = setting(False, help="Colour jitter on synthetic images (opt-in).")
     real_jitter: bool = setting(False, help="Colour jitter on real photos (opt-in).")
+    data_cache_mb: float = setting(
+        DEFAULT_CACHE_MB,
+        help="Memory (MB) for holding decoded training records, so a step pays only for "
+        "augmentation; data that does not fit is decoded every step. 0: off. Same batches.",
+    )
     jit_compile: bool = setting(False, help="XLA-compile the train step (one device only).")
     profile_steps: tuple[int, ...] | None = setting(
         None, help="START,STOP: write a TensorBoard profiler trace to <workdir>/profile."

@@ -79,6 +79,7 @@ def pipeline_options(cfg: RunConfig) -> dict:
         "synthetic_jitter": cfg.synthetic_jitter,
         "real_jitter": cfg.real_jitter,
         "min_edge_pixels": cfg.trainer.min_edge_pixels,
+        "cache_mb": cfg.data_cache_mb,
     }
 
 

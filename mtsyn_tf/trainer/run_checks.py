@@ -52,6 +52,10 @@ def check_run_inputs(cfg: RunConfig) -> dict:
         value = getattr(cfg, name)
         if value is not None and not 0 < value <= 1:
             raise ValueError(f"{name} must be in (0, 1]. Received: {name}={value}")
+    if not cfg.data_cache_mb >= 0:  # also refuses NaN
+        raise ValueError(
+            f"data_cache_mb must be >= 0 (0: no cache). Received: data_cache_mb={cfg.data_cache_mb}"
+        )
     _check_training_data(cfg)
     check_output_dir(cfg.workdir, "--workdir")
     if not cfg.restart:
@@ -118,6 +122,7 @@ RESUMABLE_FIELDS = frozenset(
         "synthetic_dir",
         "real_source",
         "restart",
+        "data_cache_mb",  # the batches are the same with or without the cache
     }
 )
 

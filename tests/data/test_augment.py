@@ -118,3 +118,67 @@ def test_augment_inside_tf_data(synthetic_sample):
     )
     for key in ("image", "depth", "normals", "contour", "valid", "intrinsics"):
         np.testing.assert_array_equal(out[key].numpy(), eager[key].numpy(), err_msg=key)
+
+
+def _reference_crop(example, y0, x0, side, size):
+    """The documented transform, key by key with tf.image.resize (the slow, plain way)."""
+    out = {}
+    for key, value in example.items():
+        crop = value[y0 : y0 + side, x0 : x0 + side]
+        hwc = crop[..., None] if crop.shape.rank == 2 else crop
+        if key == "image":
+            hwc = tf.image.convert_image_dtype(hwc, tf.float32)
+            out[key] = tf.image.resize(hwc, [size, size], "bilinear", antialias=True)
+            continue
+        if key == "contour" and side > size:
+            area = tf.image.resize(tf.cast(hwc, tf.float32), [size, size], "area") > 0
+            resized = tf.cast(area, value.dtype)
+        else:
+            work = tf.cast(hwc, tf.uint8) if value.dtype == tf.bool else hwc
+            resized = tf.cast(tf.image.resize(work, [size, size], "nearest"), value.dtype)
+        out[key] = resized[..., 0] if value.shape.rank == 2 else resized
+    return out
+
+
+def test_crop_and_resize_equals_per_key_resizes_in_graphs_of_unknown_size(make_sample):
+    """The one-gather nearest path and the uint8 image path are the plain transform, exactly.
+
+    Inside a graph with unknown sizes (as in tf.data), for up- and downscales.
+    """
+    keys = ("image", "depth", "normals", "valid", "contour", "instance")
+    spec = {
+        k: tf.TensorSpec([None, None] + ([3] if k in ("image", "normals") else []), dtype)
+        for k, dtype in zip(keys, (tf.uint8, tf.float32, tf.float32, tf.bool, tf.uint8, tf.int32))
+    }
+    signature = [spec, *(tf.TensorSpec([], tf.int32) for _ in range(3))]
+
+    @tf.function(input_signature=signature)
+    def fast(example, y0, x0, side):
+        return augment.crop_and_resize(example, y0, x0, side, 23)
+
+    @tf.function(input_signature=signature)
+    def plain(example, y0, x0, side):
+        return _reference_crop(example, y0, x0, side, 23)
+
+    rng = np.random.default_rng(0)
+    for height, width in [(40, 61), (23, 23), (97, 50), (11, 17)]:
+        sample = make_sample(height, width, seed=height)
+        example = {k: tf.constant(sample[k]) for k in keys}
+        for _ in range(6):
+            side = int(rng.integers(1, min(height, width) + 1))
+            y0, x0 = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+            got, want = fast(example, y0, x0, side), plain(example, y0, x0, side)
+            for key in keys:
+                assert got[key].dtype == want[key].dtype, key
+                np.testing.assert_array_equal(got[key], want[key], err_msg=f"{key} side={side}")
+
+
+def test_nearest_indices_are_the_resize_kernels():
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)])
+    def indices(n):
+        return augment.nearest_indices(n, 227)
+
+    for n in list(range(1, 60)) + [113, 170, 226, 227, 228, 300, 453, 640]:
+        ramp = tf.reshape(tf.range(n, dtype=tf.float32), [n, 1, 1])
+        want = tf.image.resize(ramp, [227, 1], "nearest")[:, 0, 0].numpy().astype(np.int32)
+        np.testing.assert_array_equal(indices(tf.constant(n)), want, err_msg=str(n))
