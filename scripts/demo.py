@@ -2,8 +2,9 @@
 
   python scripts/demo.py --workspace=workspace
 
-On 2 CPU cores this takes about 10–15 minutes with the defaults; the report lands in
-<workspace>/reports/demo/report.html. Re-running reuses the rendered data and resumes
+With the defaults this took ~29 minutes on 2 CPU cores shared with other jobs (README: the
+measured steps);
+the report lands in <workspace>/reports/demo/report.html. Re-running reuses the rendered data and resumes
 or reuses the training run (``--retrain`` starts it afresh).
 """
 
