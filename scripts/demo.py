@@ -3,9 +3,9 @@
   python scripts/demo.py --workspace=workspace
 
 With the defaults this took ~29 minutes on 2 CPU cores shared with other jobs (README: the
-measured steps);
-the report lands in <workspace>/reports/demo/report.html. Re-running reuses the rendered data and resumes
-or reuses the training run (``--retrain`` starts it afresh).
+measured steps); the report lands in <workspace>/reports/demo/report.html. Re-running
+reuses the rendered data and resumes or reuses the training run (``--retrain`` starts it
+afresh).
 """
 
 from __future__ import annotations
