@@ -104,14 +104,22 @@ def _metrics_table(rows) -> list[list[str]]:
     return table
 
 
+def _schedule_text(cfg: dict) -> str:
+    """'lr 0.002, cosine decay after 5 % warmup' (a summary without the fields: the old 1e-3 step)."""
+    lr = cfg.get("learning_rate", 1e-3)
+    if cfg.get("lr_schedule", "step") == "cosine":
+        return f"lr {lr:g}, cosine decay after {100 * cfg.get('warmup_fraction', 0.0):.0f} % warmup"
+    return f"lr {lr:g}, ×0.1 at 60 % and 90 % of training"
+
+
 def _markdown(summary: dict, figures: dict) -> str:
     lines = ["# mtsyn_tf demo report", ""]
     cfg = summary["config"]
     lines += [
         f"Preset `{cfg['preset']}`, {cfg['num_scenes']} training + {cfg['num_test_scenes']} held-out rendered scenes "
         f"({cfg['resolution']}², {cfg['spp']} spp), real domain: photos embedded in scikit-image / scikit-learn. "
-        f"Trained {cfg['epochs']}×{cfg['steps_per_epoch']} steps at batch {cfg['batch_size']} in "
-        f"{summary['train_seconds']:.0f} s.",
+        f"Trained {cfg['epochs']}×{cfg['steps_per_epoch']} steps at batch {cfg['batch_size']}, "
+        f"{_schedule_text(cfg)}, in {summary['train_seconds']:.0f} s.",
         "",
         "## Held-out synthetic scenes: trained vs untrained",
         "",

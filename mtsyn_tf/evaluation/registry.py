@@ -32,6 +32,7 @@ from mtsyn_tf.evaluation.evaluators.qualitative import QualitativeEvaluator
 from mtsyn_tf.evaluation.evaluators.voc07_finetune import VOC07FineTuneEvaluator
 from mtsyn_tf.evaluation.evaluators.voc07_svm import VOC07SVMEvaluator
 from mtsyn_tf.evaluation.report import report_directory, write_report
+from mtsyn_tf.progress import Progress
 
 EVALUATORS: dict[str, type[Evaluator]] = {
     # Offline: held-out synthetic shards + data that ships with scikit-image / -learn.
@@ -107,11 +108,13 @@ def make_evaluators(protocols, config: dict) -> dict[str, Evaluator]:
 
 def _run_all(evaluators: dict, target: EvalRun, report_dir: str):
     results, sections, seconds = {"protocols": list(evaluators)}, [], {}
+    progress = Progress("evaluate", len(evaluators), "protocols", interval_s=0.0)
     for name, evaluator in evaluators.items():
         start = time.perf_counter()
         results[name], own_sections = evaluator.run(target, report_dir)
         sections += own_sections
         seconds[name] = round(time.perf_counter() - start, 1)
+        progress.update()  # one line per protocol: done/total, elapsed, ETA
     results["run"] = target.record()
     results["seconds"] = seconds
     return results, sections

@@ -9,7 +9,7 @@ from mtsyn_tf.models import build_discriminator, build_multitask_model
 from mtsyn_tf.trainer import precision as mp
 from mtsyn_tf.trainer.config import RunConfig
 from mtsyn_tf.trainer.mtl_adversarial import MultiTaskAdversarialTrainer
-from mtsyn_tf.trainer.schedule import make_adam, make_disc_sgd, reference_lr_schedule
+from mtsyn_tf.trainer.schedule import lr_schedule, make_adam, make_disc_sgd
 
 
 def build_trainer(
@@ -51,17 +51,28 @@ def build_trainer(
     return trainer
 
 
+def _schedule(cfg: RunConfig) -> dict:
+    return {"kind": cfg.lr_schedule, "warmup_fraction": cfg.warmup_fraction}
+
+
 def _make_optimizer(cfg: RunConfig, total_steps: int):
     if cfg.optimizer == "sgd":
         return keras.optimizers.SGD(
-            learning_rate=reference_lr_schedule(cfg.learning_rate, total_steps, cfg.lr_drops)
+            learning_rate=lr_schedule(
+                cfg.learning_rate, total_steps, drops=cfg.lr_drops, **_schedule(cfg)
+            )
         )
-    return make_adam(cfg.learning_rate, total_steps, cfg.beta_1, cfg.lr_drops)
+    return make_adam(cfg.learning_rate, total_steps, cfg.beta_1, cfg.lr_drops, **_schedule(cfg))
 
 
 def _make_disc_optimizer(cfg: RunConfig, total_steps: int):
     if cfg.disc_optimizer == "adam":
-        return make_adam(cfg.learning_rate, total_steps, cfg.beta_1, cfg.lr_drops)
+        return make_adam(cfg.learning_rate, total_steps, cfg.beta_1, cfg.lr_drops, **_schedule(cfg))
     return make_disc_sgd(
-        cfg.learning_rate, total_steps, cfg.disc_momentum, cfg.disc_weight_decay, cfg.lr_drops
+        cfg.learning_rate,
+        total_steps,
+        cfg.disc_momentum,
+        cfg.disc_weight_decay,
+        cfg.lr_drops,
+        **_schedule(cfg),
     )

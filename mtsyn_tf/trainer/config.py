@@ -14,6 +14,7 @@ from mtsyn_tf.data.record_cache import DEFAULT_CACHE_MB
 from mtsyn_tf.losses.contour import NORMALIZATIONS
 from mtsyn_tf.models.presets import DA_TAPS, TASKS, preset_names
 from mtsyn_tf.trainer.precision import PRECISIONS
+from mtsyn_tf.trainer.schedule import LR_SCHEDULES
 
 # λd, λs and the adversarial weight are the reference code's (SPEC §3; the paper gives
 # none). λe = 3 (reference: 1, with its differently scaled edge loss) goes with the contour
@@ -250,7 +251,18 @@ class RunConfig:
     learning_rate: float = setting(1e-3, help="Base learning rate of all three optimizers.")
     beta_1: float = setting(0.5, help="Adam β1.")
     lr_drops: tuple[float, ...] = setting(
-        (0.6, 0.9), help="Fractions of training where the LR is multiplied by 0.1."
+        (0.6, 0.9),
+        help="Fractions of training where the LR is multiplied by 0.1 (--lr_schedule=step).",
+    )
+    lr_schedule: str = setting(
+        "step",
+        choices=LR_SCHEDULES,
+        help="'step': ×0.1 at each of --lr_drops (reference code); 'cosine': linear warmup over "
+        "--warmup_fraction of training, then cosine decay to 0 (the demo's short run). All "
+        "three optimizers follow it.",
+    )
+    warmup_fraction: float = setting(
+        0.0, help="Fraction of training the LR warms up linearly (--lr_schedule=cosine)."
     )
     seed: int = setting(
         0, help="Seed of initialisation, data order, augmentation and in-step randomness."

@@ -253,6 +253,17 @@ def case_demo_unknown_preset(w):
     )
 
 
+def case_demo_warmup_with_step_schedule(w):
+    ws = w.path("ws")
+    return Case(
+        "demo.py",
+        [f"--workspace={ws}", "--lr_schedule=step", "--warmup_fraction=0.1"],
+        "--warmup_fraction must be in [0, 1), and 0 with --lr_schedule=step",
+        "--warmup_fraction=0.1",
+        absent=[ws],
+    )
+
+
 # === make_tfrecords.py ===
 def _mk(w, *extra):
     return ["--source=real_folder", f"--output_dir={w.path('out')}", *extra]
