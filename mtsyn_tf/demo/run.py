@@ -99,7 +99,7 @@ class _Timer:
 
 def render_synthetic_data(cfg: DemoConfig, path: str) -> dict:
     from mtsyn_tf.data import shards
-    from mtsyn_tf.render.generate import RenderConfig, generate_dataset
+    from mtsyn_tf.render.generate import RENDER_REVISION, RenderConfig, generate_dataset
 
     settings = {
         "num_scenes": cfg.num_scenes,
@@ -108,6 +108,8 @@ def render_synthetic_data(cfg: DemoConfig, path: str) -> dict:
         "spp": cfg.spp,
         "denoise": cfg.denoise,
         "seed": cfg.seed,
+        # The same settings render different pixels after a renderer revision.
+        "render_revision": RENDER_REVISION,
     }
     stamp = os.path.join(path, "demo_render_settings.json")
     if os.path.exists(stamp) and json.load(open(stamp)) == settings:
