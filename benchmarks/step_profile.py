@@ -75,7 +75,15 @@ _KINDS = (
 )
 
 
-def op_kind(op_type: str) -> str:
+# Events that contain other ops (the function call, control flow): their time is counted
+# in the ops they run.
+_CONTAINERS = {"Process", "PartitionedCall", "StatefulPartitionedCall", "While", "If", "Case"}
+
+
+def op_kind(op_type: str, op_name: str = "") -> str:
+    # Keras' BatchNormalization is moments + normalisation: elementwise ops in its scope.
+    if re.search(r"_bn(_\d+)?/", op_name) and op_kind(op_type) != "optimizer":
+        return "batchnorm"
     for kind, pattern in _KINDS:
         if pattern.search(op_type):
             return kind
@@ -179,7 +187,9 @@ def op_events(xplane_path: str):
                 if ":" not in name:
                     continue
                 op_name, _, op_type = name.rpartition(":")
-                if not op_type or " " in op_type or op_name.startswith("__inference"):
+                if not op_type or " " in op_type or op_type in _CONTAINERS:
+                    continue
+                if op_name.startswith("__inference"):
                     continue
                 yield op_name, op_type, event.duration_ps * 1e-12
 
@@ -208,7 +218,7 @@ def main(argv):
     by_layer = collections.defaultdict(lambda: collections.Counter())
     by_op = collections.Counter()
     for op_name, op_type, seconds in op_events(path):
-        layer, kind = op_layer(op_name), op_kind(op_type)
+        layer, kind = op_layer(op_name), op_kind(op_type, op_name)
         by_layer[layer][kind] += seconds / FLAGS.steps
         by_op[(layer, op_type)] += seconds / FLAGS.steps
     total = sum(sum(c.values()) for c in by_layer.values())
