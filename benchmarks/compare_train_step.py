@@ -95,7 +95,8 @@ def _tf_worker():
                 "cpu_seconds_per_step": (time.process_time() - cpu) / int(command[1]),
             }
         elif command[0] == "peak":
-            reply = {"gflops": matmul_gflops("float32", 2048, "cpu", repeats=3)}
+            gflops, per_cpu_s = matmul_gflops("float32", 2048, "cpu", repeats=3, cpu=True)
+            reply = {"gflops": gflops, "gflops_per_cpu_s": per_cpu_s}
         else:
             reply = {"error": f"expected 'time N', 'peak' or 'quit'. Received: {line!r}"}
         print(json.dumps(reply), flush=True)
@@ -169,13 +170,15 @@ def compare(batch: int, threads: int, rounds: int, steps: int) -> dict:
         cpu_rates = {n: [] for n in workers}  # images per CPU-second (all threads)
         ratios = {n: [] for n in tf_names}
         cpu_ratios = {n: [] for n in tf_names}
-        peaks = []
+        peaks, cpu_peaks = [], []
         for r in range(rounds):
             for name, worker in workers.items():
                 reply = worker.ask(f"time {steps}")
                 rates[name].append(batch / reply["seconds_per_step"])
                 cpu_rates[name].append(batch / reply["cpu_seconds_per_step"])
-            peaks.append(workers[tf_names[0]].ask("peak")["gflops"])
+            peak = workers[tf_names[0]].ask("peak")
+            peaks.append(peak["gflops"])
+            cpu_peaks.append(peak["gflops_per_cpu_s"])
             for name in tf_names:
                 if "PyTorch" in rates:
                     ratios[name].append(rates[name][-1] / rates["PyTorch"][-1])
@@ -188,6 +191,7 @@ def compare(batch: int, threads: int, rounds: int, steps: int) -> dict:
     hello = workers[tf_names[0]].hello
     gflop = hello["flops_per_image"] / 1e9
     ceiling = max(peaks)
+    cpu_ceiling = max(cpu_peaks)
     rows = {}
     for name, values in rates.items():
         rate = statistics.median(values)
@@ -196,6 +200,7 @@ def compare(batch: int, threads: int, rounds: int, steps: int) -> dict:
             "ceiling_fraction": rate * gflop / ceiling,
             "ratio_to_torch": statistics.median(ratios[name]) if ratios.get(name) else None,
             "images_per_cpu_s": statistics.median(cpu_rates[name]),
+            "cpu_ceiling_fraction": statistics.median(cpu_rates[name]) * gflop / cpu_ceiling,
             "cpu_ratio_to_torch": (
                 statistics.median(cpu_ratios[name]) if cpu_ratios.get(name) else None
             ),
@@ -204,6 +209,8 @@ def compare(batch: int, threads: int, rounds: int, steps: int) -> dict:
         "rows": rows,
         "gflop_per_image": gflop,
         "ceiling_gflops": ceiling,
+        "ceiling_gflops_per_cpu_s": cpu_ceiling,
+        "load_average": os.getloadavg(),
         "tf_runtime": {k: v for k, v in hello.items() if k not in ("ready", "flops_per_image")},
         "torch_version": workers["PyTorch"].hello.get("torch") if "PyTorch" in workers else None,
     }
@@ -215,11 +222,13 @@ def print_report(r: dict, batch: int, threads: int) -> None:
         f"train step, paper_alexnet, batch {batch}, {threads} threads; mtsyn_tf oneDNN="
         f"{'on' if rt['onednn'] else 'off'}, inter-op threads {rt['inter_op_threads'] or 'TF default'}; "
         f"torch {r['torch_version'] or 'absent'}; {r['gflop_per_image']:.1f} GFLOP/img; "
-        f"ceiling (best fp32 matmul) {r['ceiling_gflops']:.1f} GFLOP/s"
+        f"ceiling (best fp32 matmul) {r['ceiling_gflops']:.1f} GFLOP/s, "
+        f"{r['ceiling_gflops_per_cpu_s']:.1f} GFLOP/CPU-s; load average "
+        + "/".join(f"{x:.1f}" for x in r["load_average"])
     )
     print(
         f"  {'':22s} {'img/s':>7s} {'% ceiling':>9s} {'vs PyTorch':>10s} "
-        f"{'img/CPU-s':>9s} {'vs PyTorch (CPU)':>16s}"
+        f"{'img/CPU-s':>9s} {'vs PyTorch (CPU)':>16s} {'% ceiling (CPU)':>15s}"
     )
     for name, row in r["rows"].items():
         ratio, cpu_ratio = row["ratio_to_torch"], row["cpu_ratio_to_torch"]
@@ -227,7 +236,8 @@ def print_report(r: dict, batch: int, threads: int) -> None:
         cpu_ratio = "-" if cpu_ratio is None else f"{cpu_ratio:.2f}x"
         print(
             f"  {name:22s} {row['images_per_s']:7.3f} {100 * row['ceiling_fraction']:8.1f}% "
-            f"{ratio:>10s} {row['images_per_cpu_s']:9.3f} {cpu_ratio:>16s}"
+            f"{ratio:>10s} {row['images_per_cpu_s']:9.3f} {cpu_ratio:>16s} "
+            f"{100 * row['cpu_ceiling_fraction']:14.1f}%"
         )
     print(
         "  img/CPU-s: images per CPU-second of the worker (all threads); on a machine shared "

@@ -12,6 +12,10 @@ PyTorch step in one run. Each variant computes the same function with the same w
   ``space_to_batch`` → 2×2 sub-images of 12×12 → conv → ``batch_to_space`` and crop,
   which computes 14×14 outputs for the 13×13 kept (16 % extra work on the largest layer)
   and copies the activations and their gradients twice more.
+* ``deconv_conv``: every transposed convolution of the heads through Keras'
+  Conv2DTranspose (oneDNN/Eigen's transposed convolution), as before the library took
+  the matmul + col2im form for the wide-to-narrow ones (Deconv8, output; see
+  ``mtsyn_tf.models.layers.conv_transpose_as_matmul``).
 * ``fused_bn``: every BatchNormalization of B and H (not D's: D sees 6×6 maps) as one
   ``FusedBatchNormV3`` op (forward) and one ``FusedBatchNormGradV3`` (backward) instead of
   Keras 3's moments + normalisation + their gradients, ~8 passes over each activation.
@@ -25,7 +29,7 @@ PyTorch step in one run. Each variant computes the same function with the same w
 
 from __future__ import annotations
 
-VARIANTS = ("keras", "fc_conv", "fused_bn", "heads_fused")  # combine with "+"
+VARIANTS = ("keras", "fc_conv", "deconv_conv", "fused_bn", "heads_fused")  # combine with "+"
 
 
 def _fused_batch_norm(bn):
@@ -111,6 +115,17 @@ def apply(model, variant: str):
         for layer in (model.backbone.fc6, model.backbone.fc7):
             layer.use_matmul = False
             switched.append(layer)
+    patched_heads = []
+    if "deconv_conv" in variant:
+        from mtsyn_tf.models.alexnet import heads as alexnet_heads
+
+        for head in model.heads.values():
+            for layer in (head.deconv8, head.deconv9, head.deconv10):
+                if layer.use_matmul:
+                    layer.use_matmul = False
+                    switched.append(layer)
+        patched_heads.append((alexnet_heads, alexnet_heads.conv_transpose_as_matmul))
+        alexnet_heads.conv_transpose_as_matmul = lambda conv, x: conv(x)
     patched_model = False
     if "heads_fused" in variant:
         model.forward = _fused_first_deconvs(model)
@@ -127,5 +142,7 @@ def apply(model, variant: str):
             layer.use_matmul = True
         if patched_model:
             del model.forward
+        for module, function in patched_heads:
+            module.conv_transpose_as_matmul = function
 
     return undo

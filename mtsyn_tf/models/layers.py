@@ -22,6 +22,54 @@ def _activation_layer(activation: str, name: str):
     )
 
 
+def conv_transpose_as_matmul(conv, x):
+    """``conv(x)`` for a VALID ``Conv2DTranspose`` (no dilation) as matmul + col2im.
+
+    Each input pixel's contribution, x[b, i, j, :] @ K[ky, kx, :, :]ᵀ for every tap, is one
+    matmul, [B·H·W, C] × [C, k·k·F] (large and dense where C is: the heads' 4096-wide
+    Deconv8); col2im then adds tap (ky, kx) of pixel (i, j) into output (s·i + ky, s·j + kx).
+    It splits the taps by phase (ky mod s, kx mod s): within a phase the taps land on the
+    same output sub-grid, shifted by whole pixels, so each phase is a sum of padded
+    slices, and the s·s phases interleave into the output with a reshape. Same kernel
+    variable as ``conv`` (Keras layout [k, k, F, C]); only the order of the float32 sums
+    differs from the transposed convolution.
+    """
+    k, s, f = conv.kernel_size[0], conv.strides[0], conv.filters
+    if conv.kernel_size[0] != conv.kernel_size[1] or conv.strides[0] != conv.strides[1]:
+        raise ValueError(
+            f"conv_transpose_as_matmul needs square kernels and strides. Received: "
+            f"kernel_size={conv.kernel_size}, strides={conv.strides}"
+        )
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    kernel = ops.cast(ops.transpose(conv.kernel, (3, 0, 1, 2)), x.dtype)  # [C, ky, kx, F]
+    cols = ops.matmul(ops.reshape(x, (-1, c)), ops.reshape(kernel, (c, k * k * f)))
+    cols = ops.reshape(cols, (-1, h, w, k, k, f))
+    taps_per_phase = -(-k // s)  # ceil(k / s): taps of phase 0
+    hp, wp = h + taps_per_phase - 1, w + taps_per_phase - 1
+    phases = []
+    for ry in range(s):
+        for rx in range(s):
+            phase = None
+            for qy in range(len(range(ry, k, s))):
+                for qx in range(len(range(rx, k, s))):
+                    piece = cols[:, :, :, s * qy + ry, s * qx + rx, :]
+                    pads = [[0, 0], [qy, hp - h - qy], [qx, wp - w - qx], [0, 0]]
+                    piece = ops.pad(piece, pads)
+                    phase = piece if phase is None else phase + piece
+            if phase is None:  # k < s: no tap lands on this phase
+                zeros = ops.zeros_like(cols[:, :, :, 0, 0, :])
+                phase = ops.pad(zeros, [[0, 0], [0, hp - h], [0, wp - w], [0, 0]])
+            phases.append(phase)
+    # [s·s, B, hp, wp, F] → [B, hp, s, wp, s, F] → [B, hp·s, wp·s, F]: y[s·i + ry, s·j + rx].
+    y = ops.reshape(ops.stack(phases), (s, s, -1, hp, wp, f))
+    y = ops.reshape(ops.transpose(y, (2, 3, 0, 4, 1, 5)), (-1, hp * s, wp * s, f))
+    _, out_h, out_w, _ = conv.compute_output_shape(x.shape)  # (h - 1)·s + k for k >= s
+    y = y[:, :out_h, :out_w, :]
+    if conv.use_bias:
+        y = y + ops.cast(conv.bias, y.dtype)
+    return y
+
+
 @keras.saving.register_keras_serializable(package="mtsyn_tf")
 class ConvBNAct(layers.Layer):
     """Convolution (or transposed convolution) → BatchNorm → activation.
@@ -64,16 +112,25 @@ class ConvBNAct(layers.Layer):
             raise ValueError(
                 f"conv_impl must be one of {_CONV_IMPLS}. Received: conv_impl={conv_impl!r}"
             )
-        matmul_ok = not transpose and strides == 1 and padding != "same"
+        if transpose:
+            matmul_ok = padding != "same" and dilation_rate == 1
+        else:
+            matmul_ok = strides == 1 and padding != "same"
         if conv_impl == "matmul" and not matmul_ok:
             raise ValueError(
-                "conv_impl='matmul' needs a stride-1 convolution without padding='same' and "
-                f"without transpose. Received: strides={strides}, padding={padding!r}, "
+                "conv_impl='matmul' needs a stride-1 convolution, or a transposed one without "
+                "dilation, and no padding='same'. Received: "
+                f"strides={strides}, padding={padding!r}, dilation_rate={dilation_rate}, "
                 f"transpose={transpose}"
             )
         self.conv_impl = conv_impl
+        # "auto": where the matmul form is the faster one (measured, README "Performance"):
+        # 1×1 and dilated convolutions (Keras sends dilated ones through space_to_batch);
+        # transposed convolutions are decided per input width in ``call``.
         self.use_matmul = conv_impl == "matmul" or (
-            conv_impl == "auto" and matmul_ok and (kernel_size == 1 or dilation_rate > 1)
+            conv_impl == "auto"
+            and matmul_ok
+            and (transpose or kernel_size == 1 or dilation_rate > 1)
         )
 
         # === Layers ===
@@ -122,13 +179,31 @@ class ConvBNAct(layers.Layer):
             x = self.pad(x)
         # The patches need static spatial sizes; an input of unknown size takes Conv2D.
         static = x.shape[1] is not None and x.shape[2] is not None
-        x = self._conv_as_matmul(x) if self.use_matmul and static else self.conv(x)
+        if self.use_matmul and static and not self.transpose:
+            x = self._conv_as_matmul(x)
+        elif self.use_matmul and static and self._transpose_matmul_pays(x.shape[-1]):
+            x = conv_transpose_as_matmul(self.conv, x)
+        else:
+            x = self.conv(x)
         if self.bn is not None:
             x = self.bn(x, training=training)
         pre = x
         if self.act is not None:
             x = self.act(x)
         return (x, pre) if return_pre_activation else x
+
+    def _transpose_matmul_pays(self, channels) -> bool:
+        """Whether a transposed convolution takes the matmul form for ``channels`` inputs.
+
+        The form materialises k·k·F columns per input pixel: cheap where that is no more
+        than the input's C channels (a wide layer feeding a narrow one: the heads' 4096 → 64
+        Deconv8 and 64 → 1…3 output, where oneDNN's transposed convolution ran at 5–60 %
+        of its matmul rate), and a memory-bound detour where it is more (64 → 64 5×5:
+        25× the input). ``conv_impl="matmul"`` forces it.
+        """
+        if self.conv_impl == "matmul":
+            return True
+        return self.kernel_size * self.kernel_size * self.filters <= channels
 
     def _conv_as_matmul(self, x):
         """``self.conv(x)`` (VALID, stride 1) as patches × kernel, with the same variables."""
