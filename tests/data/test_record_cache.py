@@ -63,7 +63,9 @@ def test_cached_stream_is_the_disk_stream_bit_for_bit(mixed_size_dirs):
 def test_source_caches_within_budget_and_reads_padded_records_back(mixed_size_dirs, caplog):
     syn, real = mixed_size_dirs
     files = shards.list_shards(syn, "train")
-    caplog.set_level(logging.INFO)
+    caplog.set_level(
+        logging.INFO, logger="absl"
+    )  # absl may be at WARNING after an earlier test's app.run
     source = pipeline.synthetic_source(syn, "train", verify=False, cache_mb=1)
     assert source.cached and "Holding 7 decoded synthetic 'train' records" in caplog.text
     # Padded to the largest height (20) and width (30): 7 records x 20 x 30 x 21 bytes
@@ -80,7 +82,9 @@ def test_source_caches_within_budget_and_reads_padded_records_back(mixed_size_di
 
 def test_over_budget_falls_back_to_disk_with_one_log_line(mixed_size_dirs, caplog):
     syn, real = mixed_size_dirs
-    caplog.set_level(logging.INFO)
+    caplog.set_level(
+        logging.INFO, logger="absl"
+    )  # absl may be at WARNING after an earlier test's app.run
     source = pipeline.synthetic_source(syn, "train", verify=False, cache_mb=0.005)
     assert not source.cached and source.nbytes == 0
     assert "Not caching the synthetic 'train' records" in caplog.text
@@ -101,7 +105,9 @@ def test_over_budget_falls_back_to_disk_with_one_log_line(mixed_size_dirs, caplo
 
 def test_real_budget_is_what_the_synthetic_cache_leaves(mixed_size_dirs, caplog):
     syn, real = mixed_size_dirs
-    caplog.set_level(logging.INFO)
+    caplog.set_level(
+        logging.INFO, logger="absl"
+    )  # absl may be at WARNING after an earlier test's app.run
     synthetic_mb = pipeline.synthetic_source(syn, "train", False, cache_mb=1).nbytes / 2**20
     caplog.clear()
     # Room for the synthetic records but not for the photos as well.
