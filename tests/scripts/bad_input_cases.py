@@ -422,6 +422,17 @@ def case_train_synthetic_is_real(w):
     )
 
 
+def case_train_data_cache_negative(w):
+    data, workdir = w.data(), w.path("run")
+    return Case(
+        "train.py",
+        [*train_args(w, data, workdir), "--data_cache_mb=-1"],
+        "data_cache_mb must be >= 0",
+        "data_cache_mb=-1",
+        absent=[workdir],
+    )
+
+
 def case_train_manifest_not_json(w):
     data, workdir = w.data(), w.path("run")
     truncate(os.path.join(data, "manifest.json"), 0.5)
