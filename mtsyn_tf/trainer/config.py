@@ -258,7 +258,7 @@ class RunConfig:
         "step",
         choices=LR_SCHEDULES,
         help="'step': ×0.1 at each of --lr_drops (reference code); 'cosine': linear warmup over "
-        "--warmup_fraction of training, then cosine decay to 0 (the demo's short run). All "
+        "--warmup_fraction of training, then cosine decay to 0 (opt-in for short runs). All "
         "three optimizers follow it.",
     )
     warmup_fraction: float = setting(
