@@ -43,7 +43,10 @@ def conv_transpose_as_matmul(conv, x):
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     kernel = ops.cast(ops.transpose(conv.kernel, (3, 0, 1, 2)), x.dtype)  # [C, ky, kx, F]
     cols = ops.matmul(ops.reshape(x, (-1, c)), ops.reshape(kernel, (c, k * k * f)))
-    cols = ops.reshape(cols, (-1, h, w, k, k, f))
+    # One [B, H, W, F] tensor per tap (ky·k + kx). Unstacking (gradient: one stack) rather
+    # than indexing cols per tap: each strided slice's gradient writes a zero tensor the
+    # size of all of cols, k·k times over (a third of the `small` step before).
+    taps = ops.unstack(ops.reshape(cols, (-1, h, w, k * k, f)), num=k * k, axis=3)
     taps_per_phase = -(-k // s)  # ceil(k / s): taps of phase 0
     hp, wp = h + taps_per_phase - 1, w + taps_per_phase - 1
     phases = []
@@ -52,19 +55,19 @@ def conv_transpose_as_matmul(conv, x):
             phase = None
             for qy in range(len(range(ry, k, s))):
                 for qx in range(len(range(rx, k, s))):
-                    piece = cols[:, :, :, s * qy + ry, s * qx + rx, :]
+                    piece = taps[(s * qy + ry) * k + s * qx + rx]
                     pads = [[0, 0], [qy, hp - h - qy], [qx, wp - w - qx], [0, 0]]
                     piece = ops.pad(piece, pads)
                     phase = piece if phase is None else phase + piece
             if phase is None:  # k < s: no tap lands on this phase
-                zeros = ops.zeros_like(cols[:, :, :, 0, 0, :])
+                zeros = ops.zeros_like(taps[0])
                 phase = ops.pad(zeros, [[0, 0], [0, hp - h], [0, wp - w], [0, 0]])
             phases.append(phase)
     # [s·s, B, hp, wp, F] → [B, hp, s, wp, s, F] → [B, hp·s, wp·s, F]: y[s·i + ry, s·j + rx].
     y = ops.reshape(ops.stack(phases), (s, s, -1, hp, wp, f))
     y = ops.reshape(ops.transpose(y, (2, 3, 0, 4, 1, 5)), (-1, hp * s, wp * s, f))
     _, out_h, out_w, _ = conv.compute_output_shape(x.shape)  # (h - 1)·s + k for k >= s
-    y = y[:, :out_h, :out_w, :]
+    y = ops.slice(y, (0, 0, 0, 0), (-1, out_h, out_w, f))  # gradient: a pad
     if conv.use_bias:
         y = y + ops.cast(conv.bias, y.dtype)
     return y
@@ -213,9 +216,12 @@ class ConvBNAct(layers.Layer):
             patches = x
         else:
             # Channel index (ky·k + kx)·C + c: the row-major flattening of [k, k, C, F].
+            # ops.slice, not x[...]: its gradient is a pad, a strided slice's a scatter into
+            # zeros several times slower.
+            c = x.shape[-1]
             patches = ops.concatenate(
                 [
-                    x[:, d * i : d * i + height, d * j : d * j + width, :]
+                    ops.slice(x, (0, d * i, d * j, 0), (-1, height, width, c))
                     for i in range(k)
                     for j in range(k)
                 ],
