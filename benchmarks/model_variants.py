@@ -16,11 +16,9 @@ PyTorch step in one run. Each variant computes the same function with the same w
   Conv2DTranspose (oneDNN/Eigen's transposed convolution), as before the library took
   the matmul + col2im form for the wide-to-narrow ones (Deconv8, output; see
   ``mtsyn_tf.models.layers.conv_transpose_as_matmul``).
-* ``fused_bn``: every BatchNormalization of B and H (not D's: D sees 6×6 maps) as one
-  ``FusedBatchNormV3`` op (forward) and one ``FusedBatchNormGradV3`` (backward) instead of
-  Keras 3's moments + normalisation + their gradients, ~8 passes over each activation.
-  Same statistics: the fused op's Bessel-corrected batch variance is scaled back by
-  (n−1)/n before the moving-variance update, as Keras updates with the biased one.
+* ``keras_bn``: every BatchNormalization through Keras 3's own training pass (moments +
+  normalisation + their gradients, ~8 passes over each activation), as before the library
+  took ``FusedBatchNormV3`` (``mtsyn_tf.models.batch_norm.BatchNorm``) for it.
 * ``heads_fused``: the three heads' first transposed convolutions (4096 → 64 each, all on
   fc7) as one 4096 → 192 transposed convolution, split into the three heads' BN/ReLU: one
   large matmul instead of three narrow ones forward, and fc7's gradient from one op
@@ -29,36 +27,7 @@ PyTorch step in one run. Each variant computes the same function with the same w
 
 from __future__ import annotations
 
-VARIANTS = ("keras", "fc_conv", "deconv_conv", "fused_bn", "heads_fused")  # combine with "+"
-
-
-def _fused_batch_norm(bn):
-    """``call`` for a Keras BatchNormalization on NHWC float32 maps, as FusedBatchNormV3."""
-    import tensorflow as tf
-
-    def call(x, training=None, mask=None):
-        if not (training and bn.trainable):
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                x,
-                bn.gamma,
-                bn.beta,
-                bn.moving_mean,
-                bn.moving_variance,
-                epsilon=bn.epsilon,
-                is_training=False,
-            )
-            return y
-        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            x, bn.gamma, bn.beta, epsilon=bn.epsilon, is_training=True
-        )
-        n = tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype)
-        variance = variance * (n - 1.0) / n
-        m = bn.momentum
-        bn.moving_mean.assign(bn.moving_mean * m + mean * (1.0 - m))
-        bn.moving_variance.assign(bn.moving_variance * m + variance * (1.0 - m))
-        return y
-
-    return call
+VARIANTS = ("keras", "fc_conv", "deconv_conv", "keras_bn", "heads_fused")  # combine with "+"
 
 
 def _batch_norms(model):
@@ -130,9 +99,13 @@ def apply(model, variant: str):
     if "heads_fused" in variant:
         model.forward = _fused_first_deconvs(model)
         patched_model = True
-    if "fused_bn" in variant:
+    if "keras_bn" in variant:
+        import functools
+
+        import keras
+
         for layer in _batch_norms(model):
-            layer.call = _fused_batch_norm(layer)
+            layer.call = functools.partial(keras.layers.BatchNormalization.call, layer)
             layers.append(layer)
 
     def undo():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from mtsyn_tf.models.batch_norm import BatchNorm
+
 _ACTIVATIONS = ("relu", "leaky_relu", "linear")
 _CONV_IMPLS = ("auto", "conv", "matmul")
 
@@ -153,7 +155,7 @@ class ConvBNAct(layers.Layer):
             name=f"{self.name}_conv",
         )
         self.bn = (
-            layers.BatchNormalization(
+            BatchNorm(
                 momentum=0.9, epsilon=1e-5, synchronized=sync_batchnorm, name=f"{self.name}_bn"
             )
             if use_bn

@@ -7,6 +7,9 @@ optimizer slots and step, D's pool), applies the update with non-finite gradient
 replaced by zeros, and restores the saved values unless the loss, the logged values and
 the gradients were finite on every replica (all replicas take the same branch). Such a
 stage leaves its values out of the loss trackers and counts once in ``skipped_steps``.
+A stage may also ``require`` an earlier stage's verdict: the trainer's stage 2 is undone
+with its batch's stage 1 (its features come from the same poisoned forward pass, and
+oneDNN's fused BatchNorm + ReLU can map a NaN input to finite features).
 """
 
 from __future__ import annotations
@@ -31,19 +34,21 @@ class GuardedUpdate:
                 f"Received: nonfinite_policy={policy!r}"
             )
         self.policy, self.trackers = policy, trackers
+        self.last_kept = None  # the verdict of the latest ``step`` (a bool tensor under "skip")
         if policy == "skip":
             trackers["skipped_steps"] = keras.metrics.Sum(name="skipped_steps")
 
-    def step(self, optimizer, network, state, gradients_of, pieces):
+    def step(self, optimizer, network, state, gradients_of, pieces, require=None):
         """One step of ``optimizer`` on ``network``'s trainable variables with
         ``gradients_of(i, *piece)`` summed over the micro-batches ``pieces``
         (``micro_batches.accumulate``); ``state`` (what the stage may change besides the
-        optimizer) is saved before the forward passes, where BatchNorm statistics move.
-        Returns the micro-batches' features, concatenated."""
+        optimizer) is saved before the forward passes, where BatchNorm statistics move;
+        ``require`` (a bool tensor, e.g. an earlier stage's ``last_kept``) must also hold for
+        the update to be kept. Returns the micro-batches' features, concatenated."""
         saved = self.save(state + optimizer_state(optimizer))
         loss, grads, logs, features = micro_batches.accumulate(gradients_of, pieces)
         variables = network.trainable_variables
-        self.apply(optimizer, grads, variables, saved, loss, logs)
+        self.last_kept = self.apply(optimizer, grads, variables, saved, loss, logs, require)
         return features
 
     def save(self, variables):
@@ -53,7 +58,7 @@ class GuardedUpdate:
             return None
         return [(v, tf.identity(v.value)) for v in variables]
 
-    def apply(self, optimizer, grads, variables, saved, loss, logs):
+    def apply(self, optimizer, grads, variables, saved, loss, logs, require=None):
         """Applies ``grads`` to ``variables`` and adds the per-example ``logs`` to their
         trackers; with ``saved``, undoes the whole stage if anything was non-finite.
 
@@ -65,6 +70,8 @@ class GuardedUpdate:
                 self.trackers[name].update_state(values)
             return None
         finite = all_replicas_finite([loss, *logs.values(), *_checked_gradients(optimizer, grads)])
+        if require is not None:
+            finite = tf.logical_and(finite, require)
         safe = [None if g is None else tf.where(finite, g, tf.zeros_like(g)) for g in grads]
         optimizer.apply(safe, variables)
         for variable, value in saved:

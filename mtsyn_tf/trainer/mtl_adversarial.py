@@ -103,9 +103,10 @@ class MultiTaskAdversarialTrainer(keras.Model):
         real = self._grey(data["real"]["image"], 2) if self.config.adapt else None
         # Stage 1 — D frozen: B and H learn the tasks and to fool D.
         z_x, z_y = self.stage_bh(synthetic, real)
-        # Stage 2 — B frozen: D learns to tell (pooled) synthetic from real features.
+        # Stage 2 — B frozen: D learns to tell (pooled) synthetic from real features
+        # (under nonfinite_policy="skip", undone with a rolled-back stage 1: one batch).
         if self.config.adapt:
-            self.stage_d(z_x, z_y)
+            self.stage_d(z_x, z_y, require=self.guard.last_kept)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def stage_bh(self, synthetic, real_images):
@@ -148,14 +149,15 @@ class MultiTaskAdversarialTrainer(keras.Model):
             z_y = self._real_features(real_images, training=True)
         return loss, grads, logs, tf.stop_gradient(taps[self.tap]), tf.stop_gradient(z_y)
 
-    def stage_d(self, z_x, z_y):
-        """Updates D with L_D on (pooled) synthetic vs real features of the pre-update B."""
+    def stage_d(self, z_x, z_y, require=None):
+        """Updates D with L_D on (pooled) synthetic vs real features of the pre-update B;
+        undone (under nonfinite_policy="skip") unless ``require`` holds."""
         n = micro_batches.global_batch(z_x)
         # Salt 0 for the first micro-batch: k = 1 and k > 1 draw the same first pool swaps.
         gradients = lambda i, x, y: self._d_gradients(x, y, n, salt=100 * i)  # noqa: E731
         state = self.discriminator.variables + self.pool.variables
         pieces = micro_batches.split((z_x, z_y), self.grad_accum_steps)
-        self.guard.step(self.disc_optimizer, self.discriminator, state, gradients, pieces)
+        self.guard.step(self.disc_optimizer, self.discriminator, state, gradients, pieces, require)
 
     def _d_gradients(self, z_x, z_y, global_batch, salt: int = 0):
         """L_D of one micro-batch / ``global_batch``: (loss, D's gradients, logs)."""

@@ -62,7 +62,7 @@ def test_skip_policy_rolls_back_a_non_finite_step(mode):
     # Nothing moved: weights, BN statistics, pool, Adam slots and step counters.
     for v, value in zip(_state(trainer), before):
         np.testing.assert_array_equal(v.numpy(), value, err_msg=v.path)
-    assert float(logs["skipped_steps"]) == 2.0  # stage 1, and stage 2 (NaN features)
+    assert float(logs["skipped_steps"]) == 2.0  # stage 1, and stage 2 (the same batch)
     # Non-finite values are left out of the trackers: no NaN in the epoch's means.
     assert all(np.isfinite(float(v)) for v in logs.values())
     # A finite batch afterwards is applied normally and not counted.

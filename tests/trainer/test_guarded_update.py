@@ -25,7 +25,7 @@ def _stage(policy):
     return GuardedUpdate(policy, trackers), weight, statistic, optimizer, trackers
 
 
-def _runner(guard, weight, statistic, optimizer, graph=False):
+def _runner(guard, weight, statistic, optimizer, graph=False, require=None):
     """One stage: the forward pass moves the statistic, then the gradient is applied."""
 
     def run(target):
@@ -35,7 +35,8 @@ def _runner(guard, weight, statistic, optimizer, graph=False):
             per_example = tf.square(weight - target)
             loss = tf.reduce_sum(per_example) / 3.0
         grads = tape.gradient(loss, [weight])
-        return guard.apply(optimizer, grads, [weight], saved, loss, {"loss": per_example})
+        logs = {"loss": per_example}
+        return guard.apply(optimizer, grads, [weight], saved, loss, logs, require)
 
     return tf.function(run) if graph else run
 
@@ -79,6 +80,21 @@ def test_finite_step_under_skip_equals_stop():
         np.testing.assert_array_equal(a, b)
     assert "skipped_steps" in skip[4] and "skipped_steps" not in stop[4]
     assert float(skip[4]["skipped_steps"].result()) == 0.0
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+def test_finite_stage_requiring_a_rolled_back_stage_is_undone(mode):
+    """Stage 2 with ``require`` = stage 1's verdict: one poisoned batch is skipped whole."""
+    guard, weight, statistic, optimizer, trackers = _stage("skip")
+    before = _values(weight, statistic, *optimizer.variables)
+    run = _runner(guard, weight, statistic, optimizer, mode == "graph", tf.constant(False))
+    assert not bool(run(tf.constant([0.5, 0.25, -1.0])))  # finite, but stage 1 was undone
+    for value, variable in zip(before, [weight, statistic, *optimizer.variables]):
+        np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
+    assert float(trackers["skipped_steps"].result()) == 1.0
+    run = _runner(guard, weight, statistic, optimizer, mode == "graph", tf.constant(True))
+    assert bool(run(tf.constant([0.5, 0.25, -1.0])))
+    assert int(optimizer.iterations.numpy()) == 1
 
 
 def test_stop_policy_applies_a_non_finite_step():

@@ -232,9 +232,9 @@ def test_stage_two_reads_z_x_and_z_y_of_b_before_stage_one(disc_features, monkey
     seen = {}
     stage_d = trainer.stage_d
 
-    def recording(z_x, z_y):
+    def recording(z_x, z_y, **kwargs):
         seen["z_x"], seen["z_y"] = z_x.numpy(), z_y.numpy()
-        return stage_d(z_x, z_y)
+        return stage_d(z_x, z_y, **kwargs)
 
     monkeypatch.setattr(trainer, "stage_d", recording)
     trainer.train_step(data)
