@@ -92,9 +92,24 @@ def _gather_nearest(value, rows, cols):
 
 
 def _resize_photo(crop, side, size: int):
-    """Bilinear resize of a float32 crop to S×S, antialiased (the documented transform)."""
-    del side  # the kernel's width follows from the sizes
-    return tf.image.resize(crop, [size, size], method="bilinear", antialias=True)
+    """Bilinear resize of a float32 crop to S×S, antialiased when downscaling.
+
+    Antialiasing widens the triangle kernel to max(1, side / S) source pixels, so on an
+    upscale (or side == S) its weights are plain bilinear ones (half-pixel centres, edge
+    pixels repeated) and ``ResizeBilinear`` computes the same image at ~1/4 of the CPU
+    time of the generic antialiasing kernel. The two round the sample positions
+    differently: on [0, 1] images they differ by at most 2·(6·side + 3)·2⁻²⁴ (< 1.7e-4;
+    measured ≤ 2.7e-5 at S = 227, 0.007 of a grey level). Training batches therefore
+    differ from those of the antialiasing kernel by that rounding, nothing else.
+    """
+
+    def antialiased():
+        return tf.image.resize(crop, [size, size], method="bilinear", antialias=True)
+
+    def bilinear():
+        return tf.image.resize(crop, [size, size], method="bilinear", antialias=False)
+
+    return tf.cond(tf.convert_to_tensor(side) > size, antialiased, bilinear)
 
 
 def _area_edges(contour_crop, size: int):
