@@ -141,7 +141,7 @@ def test_embedded_real_stream_unchanged_by_the_uint8_crop():
     """The embedded photos (uint8) cropped before float conversion: same crops as before."""
     ds = real_domain.make_real_dataset("embedded", image_size=16, seed=3, jitter=False)
     images = [e["image"].numpy() for e in ds.take(3)]
-    photos = real_domain._decoded_images("embedded", "train", None, 3, 0)
+    photos, _ = real_domain.photo_stream("embedded", "train", None, 3, 0)
     seeds = augment.zip_with_seeds(photos, 3)
     for got, (photo, seed) in zip(images, seeds.take(3)):
         s = tf.random.experimental.stateless_split(seed, num=3)
