@@ -19,10 +19,12 @@ from mtsyn_tf import runtime
 from mtsyn_tf.data import augment, real_domain, record_cache, schema, shards
 
 AUTOTUNE = tf.data.AUTOTUNE
-# Keys the augmentations need; instance ids and provenance strings are dropped before
-# augmenting so no time is spent resampling maps the model never sees.
-_TRAINING_KEYS = ("image", "depth", "normals", "contour", "valid", "intrinsics")
-_SPATIAL_TRAINING_KEYS = ("image", "depth", "normals", "contour", "valid")
+# The keys the model reads; instance ids, intrinsics and provenance strings are dropped
+# before augmenting so no time is spent resampling or updating what the step never sees.
+_TRAINING_KEYS = ("image", "depth", "normals", "contour", "valid")
+# What a decoded training record holds: the uint8 photo and the fused float32 labels
+# (``augment.fuse_labels``: one gather per axis resamples all of them).
+_SPATIAL_TRAINING_KEYS = ("image", "labels")
 # Consecutive edge-poor examples after which the stream gives up with a clear error
 # instead of searching forever (a data set where almost nothing passes the rule).
 MAX_CONSECUTIVE_EDGE_POOR = 10_000
@@ -40,14 +42,8 @@ def _synthetic_files(synthetic_dir: str, split: str, verify: bool) -> list[str]:
 
 
 def to_model_targets(example: dict) -> dict:
-    """Drops provenance and casts labels to the float32 [S, S, C] training layout."""
-    return {
-        "image": example["image"],
-        "depth": example["depth"][..., None],
-        "normals": example["normals"],
-        "contour": tf.cast(example["contour"], tf.float32)[..., None],
-        "valid": tf.cast(example["valid"], tf.float32)[..., None],
-    }
+    """The image and the fused labels split into the float32 [S, S, C] training layout."""
+    return {"image": example["image"], **augment.split_labels(example["labels"])}
 
 
 def _check_sizes(batch_size: int, image_size: int) -> None:
@@ -103,13 +99,14 @@ def synthetic_source(
     """The training keys of a synthetic split's records: decoded in memory if they fit."""
     files = _synthetic_files(synthetic_dir, split, verify)
     return record_cache.RecordSource(
-        files, _decode_training_keys, _SPATIAL_TRAINING_KEYS, cache_mb, f"synthetic {split!r}"
+        files, decode_training_record, _SPATIAL_TRAINING_KEYS, cache_mb, f"synthetic {split!r}"
     )
 
 
-def _decode_training_keys(record) -> dict:
+def decode_training_record(record) -> dict:
+    """A synthetic record's ``{"image": uint8 [H, W, 3], "labels": float32 [H, W, 6]}``."""
     decoded = schema.decode_synthetic(record)
-    return {k: decoded[k] for k in _TRAINING_KEYS}
+    return augment.fuse_labels({k: decoded[k] for k in _TRAINING_KEYS})
 
 
 def augmented_synthetic_stream(
@@ -137,23 +134,41 @@ def augmented_synthetic_stream(
     ds = ds.shuffle(shuffle_buffer, seed=seed)
 
     def prepare(item, element_seed):
-        seeds = tf.random.experimental.stateless_split(element_seed, num=3)
-        example = source.decode(item)  # uint8 image: the crop converts only the crop
-        example = augment.random_resized_crop(example, image_size, seeds[0], min_scale=min_scale)
-        example = augment.random_flip_left_right(example, seeds[1])
-        if jitter:
-            # Its own seed stream (not seeds[2]): turning jitter on leaves crops, flips
-            # and grey channels of every example unchanged.
-            jitter_seed = tf.random.experimental.stateless_fold_in(element_seed, 1)
-            example["image"] = augment.photometric_jitter(example["image"], jitter_seed)
-        if grayscale:
-            example["image"] = augment.random_grayscale_channel(example["image"], seeds[2])
-        return to_model_targets(example)
+        view = source.view(item)
+        return augment_synthetic(view, element_seed, image_size, min_scale, jitter, grayscale)
 
     ds = augment.zip_with_seeds(ds, seed).map(
         prepare, num_parallel_calls=AUTOTUNE, deterministic=deterministic
     )
     return resample_edge_poor(ds, min_edge_pixels)
+
+
+def augment_synthetic(
+    view: record_cache.RecordView,
+    element_seed,
+    image_size: int,
+    min_scale: float,
+    jitter: bool,
+    grayscale: bool,
+) -> dict:
+    """One training example (model-target layout) from a decoded record and its seed.
+
+    The record is read where it lies (held in memory: no copy); the crop copies only
+    its window, and converts only the window's uint8 pixels to float.
+    """
+    seeds = tf.random.experimental.stateless_split(element_seed, num=3)
+    fields, first_row, height, width = view
+    window = augment.random_crop_window(height, width, seeds[0], min_scale=min_scale)
+    example = augment.crop_and_resize(fields, *window, image_size, first_row=first_row)
+    example = augment.random_flip_left_right(example, seeds[1])
+    if jitter:
+        # Its own seed stream (not seeds[2]): turning jitter on leaves crops, flips
+        # and grey channels of every example unchanged.
+        jitter_seed = tf.random.experimental.stateless_fold_in(element_seed, 1)
+        example["image"] = augment.photometric_jitter(example["image"], jitter_seed)
+    if grayscale:
+        example["image"] = augment.random_grayscale_channel(example["image"], seeds[2])
+    return to_model_targets(example)
 
 
 def resample_edge_poor(
@@ -312,9 +327,7 @@ def make_eval_dataset(
     files = _synthetic_files(synthetic_dir, split, verify=False)
 
     def prepare(record):
-        decoded = schema.decode_synthetic(record)
-        example = augment.to_float_image({k: decoded[k] for k in _TRAINING_KEYS})
-        example = augment.center_crop_and_resize(example, image_size)
+        example = augment.center_crop_and_resize(decode_training_record(record), image_size)
         if grayscale_channel is not None:
             channel = example["image"][..., grayscale_channel : grayscale_channel + 1]
             example["image"] = tf.repeat(channel, 3, axis=-1)

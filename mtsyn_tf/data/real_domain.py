@@ -189,20 +189,18 @@ def _decode_real_image(record) -> dict:
     return {"image": schema.decode_real(record)["image"]}
 
 
-def _decoded_images(source, split, places365_data_dir, seed, cache_mb) -> tf.data.Dataset:
-    """Unbounded, shuffled stream of decoded uint8 [H, W, 3] photos."""
-    if source == EMBEDDED:
-        encoded = [
-            cv2.imencode(".png", cv2.cvtColor(s["image"], cv2.COLOR_RGB2BGR))[1].tobytes()
-            for s in embedded_photos()
-        ]
-        ds = tf.data.Dataset.from_tensor_slices(encoded)
-        ds = ds.map(lambda png: tf.io.decode_png(png, channels=3)).cache()
-        return ds.repeat().shuffle(len(encoded), seed=seed)
-    if source == PLACES365:
-        builder = _places365_builder(places365_data_dir)
-        ds = builder.as_dataset(split=split, shuffle_files=seed is None)
-        return ds.repeat().shuffle(1024, seed=seed).map(lambda e: e["image"])
+def _whole_photo(image) -> record_cache.RecordView:
+    size = tf.shape(image)
+    return record_cache.RecordView({"image": image}, tf.constant(0, tf.int32), size[0], size[1])
+
+
+def photo_stream(source, split, places365_data_dir, seed, cache_mb):
+    """``(items, view)``: an unbounded, shuffled stream and ``item -> RecordView`` of its photo.
+
+    The view holds the decoded uint8 [H, W, 3] photo as ``fields["image"]``; for real
+    shards held in memory it names the photo's rows in the cache, so a crop copies only
+    its window (``record_cache``).
+    """
     if _is_shard_dir(source):
         manifest = shards.read_manifest(source)
         if manifest["kind"] != schema.KIND_REAL:
@@ -216,7 +214,24 @@ def _decoded_images(source, split, places365_data_dir, seed, cache_mb) -> tf.dat
         )
         ds = records.handles().repeat().shuffle(len(files), seed=seed)
         ds = ds.interleave(records.records, cycle_length=min(4, len(files)))
-        return ds.shuffle(256, seed=seed).map(lambda r: records.decode(r)["image"])
+        return ds.shuffle(256, seed=seed), records.view
+    return _decoded_images(source, split, places365_data_dir, seed), _whole_photo
+
+
+def _decoded_images(source, split, places365_data_dir, seed) -> tf.data.Dataset:
+    """Unbounded, shuffled stream of decoded uint8 [H, W, 3] photos (not real shards)."""
+    if source == EMBEDDED:
+        encoded = [
+            cv2.imencode(".png", cv2.cvtColor(s["image"], cv2.COLOR_RGB2BGR))[1].tobytes()
+            for s in embedded_photos()
+        ]
+        ds = tf.data.Dataset.from_tensor_slices(encoded)
+        ds = ds.map(lambda png: tf.io.decode_png(png, channels=3)).cache()
+        return ds.repeat().shuffle(len(encoded), seed=seed)
+    if source == PLACES365:
+        builder = _places365_builder(places365_data_dir)
+        ds = builder.as_dataset(split=split, shuffle_files=seed is None)
+        return ds.repeat().shuffle(1024, seed=seed).map(lambda e: e["image"])
     paths = folder_photo_paths(source)
     ds = tf.data.Dataset.from_tensor_slices(paths).repeat().shuffle(len(paths), seed=seed)
 
@@ -249,17 +264,19 @@ def make_real_dataset(
             and held in memory; 0 decodes every time. The stream is the same either way.
             (The embedded photos are always held decoded; folders and Places365 never.)
     """
-    images = _decoded_images(source, split, places365_data_dir, seed, cache_mb)
+    items, view = photo_stream(source, split, places365_data_dir, seed, cache_mb)
 
-    def augment_one(image, element_seed):
+    def augment_one(item, element_seed):
         seeds = tf.random.experimental.stateless_split(element_seed, num=3)
-        example = {"image": image}  # uint8: the crop converts only the crop to float
-        example = augment.random_resized_crop(example, image_size, seeds[0], min_scale=min_scale)
+        # uint8 where it lies: the crop copies its window and converts only that to float.
+        fields, first_row, height, width = view(item)
+        window = augment.random_crop_window(height, width, seeds[0], min_scale=min_scale)
+        example = augment.crop_and_resize(fields, *window, image_size, first_row=first_row)
         example = augment.random_flip_left_right(example, seeds[1])
         if jitter:
             example["image"] = augment.photometric_jitter(example["image"], seeds[2])
         return {"image": example["image"]}
 
-    return augment.zip_with_seeds(images, seed).map(
+    return augment.zip_with_seeds(items, seed).map(
         augment_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None
     )

@@ -8,14 +8,18 @@ random augmentation.
 
 ``RecordSource`` hides which of the two a pipeline reads. A pipeline is written once
 against it: ``handles()`` (one per shard), ``records(handle)`` (one item per record) and
-``decode(item)``. On disk a handle is a shard's path, an item its serialized record and
-``decode`` parses it. Cached, a handle is the shard's index, an item the record's index
-and ``decode`` slices the decoded arrays. Shuffles and deterministic interleaves only
+``decode(item)`` or ``view(item)``. On disk a handle is a shard's path, an item its
+serialized record and ``decode`` parses it. Cached, a handle is the shard's index, an
+item the record's index and ``decode`` slices the decoded arrays; ``view`` does not even
+slice: it names the record's rows in the stacked arrays, so a crop copies only the
+pixels it keeps (copying the whole record first cost more than the crop, issue 13). Shuffles and deterministic interleaves only
 move items around, never look at them, so the same seed gives the *same* examples in the
 same order either way: caching changes speed and memory, never the batches (a test
 checks this bit for bit, and a run may resume with the cache on or off).
 
 Records of different sizes are zero-padded to the largest and sliced back on reading.
+Spatial maps are stacked row after row (``[records × height, width, ...]``), so record
+``i`` is rows ``i·height ... i·height + h - 1``.
 The cache is only built when it fits ``cache_mb`` (padding included); otherwise the
 source reads from disk and says so in one log line.
 """
@@ -23,13 +27,15 @@ source reads from disk and says so in one log line.
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 # Memory a training stream may hold decoded (MB, 2**20 bytes). The demo's synthetic set
-# (192 records of 227², 21 bytes a pixel) takes ~210 MB; the embedded photos ~9 MB.
+# (192 records of 227², 27 bytes a pixel: uint8 photo + float32 labels) takes ~255 MB;
+# the embedded photos ~9 MB.
 DEFAULT_CACHE_MB = 1024
 # Encoded bytes per decoded byte can exceed 1 only through the stored fields a pipeline
 # drops (e.g. synthetic instance ids); shards larger than this multiple of the budget
@@ -43,6 +49,19 @@ def _check_budget(cache_mb: float) -> None:
             f"cache_mb must be >= 0 (0 turns the in-memory cache off). Received: "
             f"cache_mb={cache_mb}"
         )
+
+
+class RecordView(NamedTuple):
+    """A decoded record as a window of larger arrays: ``fields[key][first_row + y, x]``.
+
+    Spatial keys hold the record in rows ``first_row ... first_row + height - 1`` and
+    columns ``0 ... width - 1``; other keys are the record's own values.
+    """
+
+    fields: dict
+    first_row: tf.Tensor  # int32 scalar
+    height: tf.Tensor  # int32 scalar
+    width: tf.Tensor  # int32 scalar
 
 
 class RecordSource:
@@ -64,6 +83,7 @@ class RecordSource:
         self._decode = decode
         self._spatial = tuple(spatial_keys)
         self._arrays = None  # key -> stacked (padded) tensor, when cached
+        self._height = 0  # rows per record in the stacked spatial arrays
         self.nbytes = 0
         budget = int(cache_mb * 2**20)
         if budget > 0:
@@ -90,13 +110,27 @@ class RecordSource:
 
     def decode(self, item) -> dict:
         """The decoded record of an item (``decode(serialized)``, or a slice of the cache)."""
+        fields, first_row, height, width = self.view(item)
         if not self.cached:
-            return self._decode(item)
-        out = {key: tf.gather(array, item) for key, array in self._arrays.items()}
-        height, width = tf.unstack(tf.gather(self._sizes, item))
+            return fields
+        out = dict(fields)
         for key in self._spatial:
-            out[key] = out[key][:height, :width]
+            out[key] = fields[key][first_row : first_row + height, :width]
         return out
+
+    def view(self, item) -> RecordView:
+        """The decoded record of an item as a ``RecordView``, copying nothing when cached."""
+        if not self.cached:
+            fields = self._decode(item)
+            size = tf.shape(fields[self._spatial[0]])
+            return RecordView(fields, tf.constant(0, tf.int32), size[0], size[1])
+        fields = {
+            key: array if key in self._spatial else tf.gather(array, item)
+            for key, array in self._arrays.items()
+        }
+        height, width = tf.unstack(tf.gather(self._sizes, item))
+        first_row = tf.cast(item, tf.int32) * self._height
+        return RecordView(fields, first_row, height, width)
 
     # === Building the cache ===
     def _try_cache(self, budget: int, cache_mb: float) -> None:
@@ -144,6 +178,7 @@ class RecordSource:
 
     def _stack(self, decoded: list, per_shard: list, size) -> None:
         height, width = (int(s) for s in size)
+        self._height = height
         self._sizes = tf.constant(
             [example[self._spatial[0]].shape[:2] for example in decoded], tf.int32
         )
@@ -165,6 +200,8 @@ class RecordSource:
                     )
                 else:
                     stacked[i] = value
+            if spatial:  # records row after row: a crop is a block of rows, no gather
+                stacked = stacked.reshape((-1,) + stacked.shape[2:])
             arrays[key] = tf.constant(stacked)
             self.nbytes += stacked.nbytes
         self._shard_starts = tf.constant(np.concatenate([[0], np.cumsum(per_shard)]), tf.int64)

@@ -140,10 +140,23 @@ def _reference_crop(example, y0, x0, side, size):
     return out
 
 
-def test_crop_and_resize_equals_per_key_resizes_in_graphs_of_unknown_size(make_sample):
-    """The one-gather nearest path and the uint8 image path are the plain transform, exactly.
+def _upscale_rounding(side: int) -> float:
+    """How far ResizeBilinear and the antialiased kernel may differ on an upscale of [0, 1] data.
 
-    Inside a graph with unknown sizes (as in tf.data), for up- and downscales.
+    Same bilinear weights, sample positions rounded differently: each computes a position
+    of magnitude <= side in float32 with ~3 roundings (<= 3·side·2**-24 each, so 6·side
+    between them), which moves a weight by as much and the output by that times
+    |p1 - p0| <= 1, plus ~3 roundings of the two-tap sum; twice over (rows, then columns).
+    """
+    return 2 * (6 * side + 3) * 2.0**-24
+
+
+def test_crop_and_resize_equals_per_key_resizes_in_graphs_of_unknown_size(make_sample):
+    """The one-gather nearest path and the uint8 image path are the plain transform.
+
+    Inside a graph with unknown sizes (as in tf.data), for up- and downscales; exactly,
+    except the photo on an upscale (ResizeBilinear instead of the antialiasing kernel,
+    whose weights are the same there): within the rounding of the sample positions.
     """
     keys = ("image", "depth", "normals", "valid", "contour", "instance")
     spec = {
@@ -170,7 +183,33 @@ def test_crop_and_resize_equals_per_key_resizes_in_graphs_of_unknown_size(make_s
             got, want = fast(example, y0, x0, side), plain(example, y0, x0, side)
             for key in keys:
                 assert got[key].dtype == want[key].dtype, key
-                np.testing.assert_array_equal(got[key], want[key], err_msg=f"{key} side={side}")
+                message = f"{key} side={side}"
+                if key == "image" and side <= 23:
+                    atol = _upscale_rounding(side)
+                    np.testing.assert_allclose(
+                        got[key], want[key], rtol=0, atol=atol, err_msg=message
+                    )
+                else:
+                    np.testing.assert_array_equal(got[key], want[key], err_msg=message)
+
+
+@pytest.mark.parametrize("side", [1, 2, 57, 113, 200, 226, 227, 228, 300, 453])
+def test_photo_resize_is_the_antialiased_bilinear_one(side):
+    """At the training size, S=227: the documented antialiased bilinear resize.
+
+    Downscales run that kernel itself (bit for bit); upscales run ResizeBilinear (the same
+    weights: the antialiased kernel is 1 source pixel wide there), within the rounding of
+    the sample positions, and never a coarser kernel (nearest would be ~0.1 off).
+    """
+    rng = np.random.default_rng(side)
+    photo = tf.constant(rng.integers(0, 256, (side + 5, side + 3, 3), dtype=np.uint8))
+    got = augment.crop_and_resize({"image": photo}, 2, 1, side, 227)["image"]
+    crop = tf.image.convert_image_dtype(photo[2 : 2 + side, 1 : 1 + side], tf.float32)
+    want = tf.image.resize(crop, [227, 227], "bilinear", antialias=True)
+    if side > 227:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=0, atol=_upscale_rounding(side))
 
 
 def test_nearest_indices_are_the_resize_kernels():

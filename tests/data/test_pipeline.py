@@ -179,3 +179,51 @@ def test_synthetic_jitter_is_opt_in_and_touches_only_the_image(synthetic_dir):
         for key in ("depth", "normals", "contour", "valid"):  # same crops and flips
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     assert any(not np.allclose(a["image"], b["image"]) for a, b in zip(plain, jittered))
+
+
+# ------------------------------------------------------------------ the documented transform
+def _documented_transform(record, seed, size, min_scale):
+    """The augmentation key by key on the decoded maps (before labels were fused)."""
+    decoded = schema.decode_synthetic(record)
+    example = {k: decoded[k] for k in ("image", "depth", "normals", "contour", "valid")}
+    seeds = tf.random.experimental.stateless_split(seed, num=3)
+    example = augment.random_resized_crop(example, size, seeds[0], min_scale=min_scale)
+    example = augment.random_flip_left_right(example, seeds[1])
+    return {
+        "image": example["image"],
+        "depth": example["depth"][..., None],
+        "normals": example["normals"],
+        "contour": tf.cast(example["contour"], tf.float32)[..., None],
+        "valid": tf.cast(example["valid"], tf.float32)[..., None],
+    }, example
+
+
+@pytest.mark.parametrize("cache_mb", [0, 64])
+def test_training_examples_are_the_documented_transform(synthetic_dir, cache_mb):
+    """Fused labels, row views of the cache and the flip: the per-key transform, exactly.
+
+    Labels bit for bit; the photo too on downscales, and on upscales within the
+    rounding of ResizeBilinear's sample positions (the same bilinear weights: see
+    ``augment._resize_photo``; test_augment derives the bound).
+    """
+    source = pipeline.synthetic_source(synthetic_dir, "train", False, cache_mb)
+    assert source.cached == (cache_mb > 0)
+    records = [r for f in source.files for r in tf.data.TFRecordDataset(f)]
+    flips = set()
+    for trial in range(24):
+        item = trial % len(records)
+        seed = tf.constant([trial, 7], tf.int64)
+        for size, min_scale in ((12, 0.5), (21, 0.9)):  # down- and upscales of 16x24 records
+            handle = tf.constant(item, tf.int64) if source.cached else records[item]
+            got = pipeline.augment_synthetic(
+                source.view(handle), seed, size, min_scale, False, False
+            )
+            want, _ = _documented_transform(records[item], seed, size, min_scale)
+            for key in ("depth", "normals", "contour", "valid"):
+                np.testing.assert_array_equal(got[key], want[key], err_msg=f"{trial}/{key}")
+            # 2 axes x (6·side + 3 roundings of positions ≤ side ≤ 16) x 2**-24: see
+            # test_augment._upscale_rounding.
+            atol = 2 * (6 * 16 + 3) * 2.0**-24
+            np.testing.assert_allclose(got["image"], want["image"], rtol=0, atol=atol)
+            flips.add(bool(np.any(got["normals"][..., 0] > 0)))
+    assert flips == {True, False}  # both flip branches ran (normals' x sign changes)

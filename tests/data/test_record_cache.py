@@ -68,16 +68,24 @@ def test_source_caches_within_budget_and_reads_padded_records_back(mixed_size_di
     )  # absl may be at WARNING after an earlier test's app.run
     source = pipeline.synthetic_source(syn, "train", verify=False, cache_mb=1)
     assert source.cached and "Holding 7 decoded synthetic 'train' records" in caplog.text
-    # Padded to the largest height (20) and width (30): 7 records x 20 x 30 x 21 bytes
-    # (image 3, depth 4, normals 12, contour 1, valid 1) + 7 x 16 bytes of intrinsics.
-    assert source.nbytes == 7 * 20 * 30 * 21 + 7 * 16
+    # Padded to the largest height (20) and width (30): 7 records x 20 x 30 x 27 bytes
+    # (uint8 image 3, float32 labels 6 x 4: depth, normals, contour, valid).
+    assert source.nbytes == 7 * 20 * 30 * 27
     decoded = [
-        schema.decode_synthetic(r) for f in files for r in tf.data.TFRecordDataset(f)
+        pipeline.decode_training_record(r) for f in files for r in tf.data.TFRecordDataset(f)
     ]  # shard order, record order: the cache's item order
     for item, expected in enumerate(decoded):
         got = source.decode(tf.constant(item, tf.int64))
+        assert set(got) == set(expected) == {"image", "labels"}
         for key in got:
             np.testing.assert_array_equal(got[key], expected[key], err_msg=f"{item}/{key}")
+        # The view: the record's rows of the stacked arrays, nothing copied.
+        fields, first_row, height, width = source.view(tf.constant(item, tf.int64))
+        assert (int(height), int(width)) == expected["image"].shape[:2]
+        assert int(first_row) == 20 * item
+        for key in got:
+            window = fields[key][int(first_row) : int(first_row) + int(height), : int(width)]
+            np.testing.assert_array_equal(window, expected[key], err_msg=f"{item}/{key}")
 
 
 def test_over_budget_falls_back_to_disk_with_one_log_line(mixed_size_dirs, caplog):
@@ -133,7 +141,7 @@ def test_embedded_real_stream_unchanged_by_the_uint8_crop():
     """The embedded photos (uint8) cropped before float conversion: same crops as before."""
     ds = real_domain.make_real_dataset("embedded", image_size=16, seed=3, jitter=False)
     images = [e["image"].numpy() for e in ds.take(3)]
-    photos = real_domain._decoded_images("embedded", "train", None, 3, 0)
+    photos, _ = real_domain.photo_stream("embedded", "train", None, 3, 0)
     seeds = augment.zip_with_seeds(photos, 3)
     for got, (photo, seed) in zip(images, seeds.take(3)):
         s = tf.random.experimental.stateless_split(seed, num=3)
