@@ -196,9 +196,10 @@ class _Renderer:
     kernels it launches; later scenes only rewrite the template's parameters, and the
     passes replay those kernels with the new inputs instead of tracing again (tracing was
     about half of a fresh image's CPU time). A pass records again when its inputs'
-    structure changes: the first two calls, and once per :attr:`SceneTemplate.emitter_pattern`
-    (passed as ``state_fn``, because Mitsuba compiles the range of emitters with non-zero
-    weight into the kernels as host-side constants that no input variable shows).
+    structure changes: the first two calls, and (rgb pass) once per
+    :attr:`SceneTemplate.emitter_pattern` (passed as ``state_fn``, because Mitsuba compiles
+    the range and total of the emitters' weights into the kernels as host-side constants
+    that no input variable shows). A recording costs ~1.5x a traced pass, a replay ~0.5x.
     tests/render/test_template.py checks frozen and traced passes give the same pixels.
     """
 
@@ -223,8 +224,9 @@ class _Renderer:
             for name in ("rgb", "labels"):
                 self._frozen[name] = dr.freeze(
                     _render_pass(self.spp[name]),
-                    state_fn=self._emitter_pattern,
-                    # Two recordings to start, then one per emitter pattern (~6 occur).
+                    # The aov integrator of the label pass samples no emitter.
+                    state_fn=self._emitter_pattern if name == "rgb" else None,
+                    # Two recordings to start, then (rgb) one per emitter pattern (~4 occur).
                     warn_after=32,
                 )
 
