@@ -14,7 +14,9 @@
    extraction) for the first scene (kernel compilation) and the mean of the later ones;
    DrJit's kernel history splits the passes into tracing (recording the Python/C++ calls
    and generating IR, paid for every render), LLVM compilation and kernel execution. The parent then times the TFRecord
-   encoding of the same samples.
+   encoding of the same samples. The passes are frozen functions (mitsuba_backend): the
+   first two scenes and each new pattern of lit emitters *record* (~1.5x a traced pass),
+   the others replay, so the "later" mean needs more than a handful of scenes.
 3. **Quality**: for ``--psnr_scenes`` scenes, PSNR of ``--psnr_spp`` renders, noisy and
    denoised with each ``--qualities`` OIDN setting, against a ``--reference_spp`` render
    (no denoising), all tone-mapped with the reference's exposure: mean +- standard
@@ -41,7 +43,7 @@ flags.DEFINE_integer("resolution", 227, "Square image size.")
 flags.DEFINE_integer("spp", None, "Samples per pixel (default: RenderConfig's).")
 flags.DEFINE_string("denoise", None, "off | fast | balanced | high (default: RenderConfig's).")
 flags.DEFINE_integer("max_depth", 4, "Maximum path length.")
-flags.DEFINE_integer("profile_scenes", 6, "Fresh scenes in the phase profile (0: skip it).")
+flags.DEFINE_integer("profile_scenes", 16, "Fresh scenes in the phase profile (0: skip it).")
 flags.DEFINE_integer("psnr_scenes", 8, "Scenes in the PSNR table (0: skip it).")
 flags.DEFINE_list("psnr_spp", ["1", "2", "4", "8", "16"], "Sample counts in the PSNR table.")
 flags.DEFINE_list("qualities", ["fast", "balanced"], "OIDN qualities in the table.")

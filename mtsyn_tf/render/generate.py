@@ -27,9 +27,10 @@ from mtsyn_tf.render import labels as labels_lib
 
 TEST_SCENE_ID_OFFSET = 1_000_000
 # Bumped whenever the same RenderConfig renders different pixels (2: denoiser guides from
-# the label pass, roughplastic roughness on 4 levels). Caches of rendered sets keyed by
+# the label pass, roughplastic roughness on 4 levels; 3: fixed-size 128x128 textures for
+# the frozen render passes). Caches of rendered sets keyed by
 # settings (the demo's stamp) should include it so an older set is not reused as current.
-RENDER_REVISION = 2
+RENDER_REVISION = 3
 DEFAULT_IMAGES_PER_SHARD = 256
 
 

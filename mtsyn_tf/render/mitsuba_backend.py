@@ -189,9 +189,23 @@ def render_scene(
 
 
 class _Renderer:
-    """A template plus the integrators that render it (one per process and setting)."""
+    """A template plus the integrators that render it (one per process and setting).
 
-    def __init__(self, capacity, num_point_lights, height, width, spp, max_depth, guides):
+    With ``freeze`` (JIT variants) the label and rgb passes are Dr.Jit frozen functions:
+    the first calls trace the integrator through every template slot and record the
+    kernels it launches; later scenes only rewrite the template's parameters, and the
+    passes replay those kernels with the new inputs instead of tracing again (tracing was
+    about half of a fresh image's CPU time). A pass records again when its inputs'
+    structure changes: the first two calls, and (rgb pass) once per
+    :attr:`SceneTemplate.emitter_pattern` (passed as ``state_fn``, because Mitsuba compiles
+    the range and total of the emitters' weights into the kernels as host-side constants
+    that no input variable shows). A recording costs ~1.5x a traced pass, a replay ~0.5x.
+    tests/render/test_template.py checks frozen and traced passes give the same pixels.
+    """
+
+    def __init__(
+        self, capacity, num_point_lights, height, width, spp, max_depth, guides, freeze=True
+    ):
         import mitsuba as mi
 
         self.template = mitsuba_template.SceneTemplate(
@@ -202,8 +216,57 @@ class _Renderer:
         # Nesting the path tracer inside the aov integrator instead doubled its cost.
         aovs = f"{_LABEL_AOVS},{_GUIDE_AOVS}" if guides else _LABEL_AOVS
         self.labels = mi.load_dict({"type": "aov", "aovs": aovs})
+        self.spp = {"rgb": int(spp), "labels": 1}
+        self._frozen = {}
+        if freeze and not mi.variant().startswith("scalar"):
+            import drjit as dr
+
+            for name in ("rgb", "labels"):
+                self._frozen[name] = dr.freeze(
+                    _render_pass(self.spp[name]),
+                    # The aov integrator of the label pass samples no emitter.
+                    state_fn=self._emitter_pattern if name == "rgb" else None,
+                    # Two recordings to start, then (rgb) one per emitter pattern (~4 occur).
+                    warn_after=32,
+                )
+
+    def _emitter_pattern(self, *args):
+        del args
+        return self.template.emitter_pattern
+
+    def render(self, sensor: str, seed: int) -> np.ndarray:
+        """The ``sensor`` ("rgb" or "labels") pass of the current view, frozen if enabled."""
+        integrator = self.labels if sensor == "labels" else self.rgb
+        frozen = self._frozen.get(sensor)
+        if frozen is None:
+            return _render(self.template, sensor, integrator, self.spp[sensor], seed)
+        import drjit as dr
+        import mitsuba as mi
+
+        # An opaque seed: a Python int would be part of the recording's key (one per seed).
+        image = frozen(
+            self.template.scene,
+            self.template.sensors[sensor],
+            integrator,
+            dr.opaque(mi.UInt32, seed),
+        )
+        return np.array(image)
 
 
+def _render_pass(spp: int):
+    """``(scene, sensor, integrator, seed) -> image`` at ``spp`` samples, to be frozen."""
+    import mitsuba as mi
+
+    render = mi.render
+
+    def render_pass(scene, sensor, integrator, seed):
+        return render(scene, sensor=sensor, integrator=integrator, spp=spp, seed=seed)
+
+    return render_pass
+
+
+# Whether render passes are frozen functions (see _Renderer); tests switch it off to compare.
+FREEZE_PASSES = True
 _RENDERERS: dict = {}
 
 
@@ -213,7 +276,7 @@ def renderer_for(desc, height, width, spp, max_depth, guides) -> _Renderer:
     import mitsuba as mi
 
     # The variant too: a process may switch variants between renders (tests do).
-    settings = (mi.variant(), height, width, spp, max_depth, guides)
+    settings = (mi.variant(), height, width, spp, max_depth, guides, FREEZE_PASSES)
     renderer = _RENDERERS.get(settings)
     if renderer is not None and renderer.template.fits(desc):
         return renderer
@@ -225,7 +288,14 @@ def renderer_for(desc, height, width, spp, max_depth, guides) -> _Renderer:
         capacity[key] = max(capacity.get(key, 0), count)
     _RENDERERS.clear()
     _RENDERERS[settings] = _Renderer(
-        capacity, max(points, len(desc.lights)), height, width, spp, max_depth, guides
+        capacity,
+        max(points, len(desc.lights)),
+        height,
+        width,
+        spp,
+        max_depth,
+        guides,
+        freeze=FREEZE_PASSES,
     )
     return _RENDERERS[settings]
 
@@ -252,9 +322,9 @@ def _reference_seed(seed: int) -> int:
 def _view_rgb(renderer, spp, seed, denoiser, labels, timed=_untimed):
     """(rgb, noisy) linear HDR [H, W, 3] of the current view; noisy is None undenoised.
     ``labels``: the view's label pass, whose albedo and normal guide the denoiser."""
-    template = renderer.template
+    del spp  # the renderer's own (part of its settings)
     with timed("rgb pass"):
-        rgb = _render(template, "rgb", renderer.rgb, spp, seed)[..., :3]
+        rgb = renderer.render("rgb", seed)[..., :3]
     if denoiser is None:
         return rgb, None
     with timed("denoise"):
@@ -291,7 +361,7 @@ def render_linear_rgb(
         seed = render_seed(desc, v)
         labels = None
         if denoiser is not None:
-            labels = _render(template, "labels", renderer.labels, 1, seed)
+            labels = renderer.render("labels", seed)
         out.append(_view_rgb(renderer, spp, seed, denoiser, labels))
     return out
 
@@ -328,7 +398,7 @@ def render_scene_in_process(
             template.set_camera(camera)
         seed = render_seed(desc, v)
         with timed("labels pass"):
-            labels = _render(template, "labels", renderer.labels, 1, seed)
+            labels = renderer.render("labels", seed)
         if with_rgb:
             rgb, noisy = _view_rgb(renderer, spp, seed, denoiser, labels, timed)
         else:

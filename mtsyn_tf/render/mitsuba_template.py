@@ -22,14 +22,25 @@ pure function of the scene description (never of the scenes rendered before).
 Unused slots are *parked*: shrunk and moved far below the floor, outside the closed room,
 where no camera or bounce ray can reach them; their emitters get radiance 0 and sampling
 weight 0. One point light stays parked in every scene, so the emitter weights are never
-all equal (Mitsuba compiles a different kernel for uniform emitter sampling).
+all equal (Mitsuba compiles a different kernel for uniform emitter sampling). Mitsuba keeps
+the emitter distribution's range of non-zero weights and its total as host-side constants
+compiled into the kernels, so frozen render passes are keyed by
+:attr:`SceneTemplate.emitter_pattern` (every weight is 0 or 1).
 
-Textures are all ``bitmap`` textures with an identity ``to_uv``, because ``to_uv`` is a
-compile-time constant: a ``bitmap`` material is its pattern tiled ``texture_scale`` times,
-which is exactly what Mitsuba's repeat-wrapped lookup with a scaled ``to_uv`` samples; a
-plain colour is a 2x2 constant (Mitsuba's minimum); a checkerboard is drawn with 16 texels
-per cell (bilinear lookup softens each cell edge over 1/16 of a cell instead of a hard
-step, a small deviation from Mitsuba's ``checkerboard`` texture).
+Textures are all ``bitmap`` textures of one fixed size (:data:`TEXTURE_TEXELS` squared)
+with an identity ``to_uv``, because ``to_uv`` is a compile-time constant and because the
+render passes are Dr.Jit *frozen functions* (mitsuba_backend), which replay their recorded
+kernels only while every input variable keeps its size. Each texture is the material
+sampled at the texel centres of that grid: a ``bitmap`` material is its pattern tiled
+``texture_scale`` times (bilinear, wrapping), which is what Mitsuba's repeat-wrapped lookup
+with a scaled ``to_uv`` samples; a plain colour is a constant; a checkerboard is Mitsuba's
+``checkerboard`` pattern at each texel centre (bilinear lookup softens each cell edge over
+one texel instead of a hard step, a small deviation from Mitsuba's ``checkerboard``
+texture).
+
+Per-scene vertex buffers are built from Python lists, not NumPy arrays: Dr.Jit maps a NumPy
+array's memory as it is, and whether that memory is 64-byte aligned (chance) is part of a
+frozen function's input signature, so a mapped buffer made ~1 scene in 2 record again.
 """
 
 from __future__ import annotations
@@ -42,7 +53,11 @@ from mtsyn_tf.render import scene as scene_lib
 
 # Far below the floor of every room (rooms span y in [0, 3.2]); shrunk to a millimetre.
 PARK_TRANSFORM = scene_lib.chain(scene_lib.translate((0.0, -100.0, 0.0)), scene_lib.scale(1e-3))
-CHECKER_TEXELS_PER_CELL = 16
+# Side of every slot's texture. 128 texels resolve a checkerboard of up to 14 cells (the
+# largest texture_scale, 7) with >= 9 texels per cell and a 32-texel pattern tiled up to 7
+# times at >= 4 texels per tile period, while a slot's texture stays 192 KiB (written per
+# scene for each primitive that uses the slot).
+TEXTURE_TEXELS = 128
 # Slots per (kind, material class, emissive) a template starts with: the most any of the
 # scenes 0..1999 (seed 0) needs; all of 900 other scenes (ids 2000..2599, 1,000,000..
 # 1,000,299) fit too (typical scenes use ~23 primitives). The worst case make_scene could
@@ -91,26 +106,51 @@ def needed_capacity(desc: scene_lib.SceneDescription) -> dict[tuple[str, str, bo
     return counts
 
 
+def _texel_centres(texels: int, periods: int) -> np.ndarray:
+    """Texel centres of a ``texels``-wide texture in units of a pattern repeated ``periods``
+    times across it (uv in [0, 1) maps to [0, periods))."""
+    return (np.arange(texels) + 0.5) * (periods / texels)
+
+
+def _tile_bilinear(pattern: np.ndarray, scale: int, texels: int) -> np.ndarray:
+    """``pattern`` [h, w, 3] tiled ``scale`` times, sampled bilinearly with wrapping at the
+    centres of a ``texels`` x ``texels`` grid (Mitsuba's bitmap lookup: texel centres at
+    half-integers)."""
+    h, w, _ = pattern.shape
+
+    def axis(n):
+        x = _texel_centres(texels, scale) * n - 0.5
+        i0 = np.floor(x).astype(np.int64)
+        return i0 % n, (i0 + 1) % n, (x - i0).astype(np.float32)
+
+    y0, y1, fy = axis(h)
+    x0, x1, fx = axis(w)
+    fx = fx[None, :, None]
+    top = pattern[y0][:, x0] * (1 - fx) + pattern[y0][:, x1] * fx
+    bottom = pattern[y1][:, x0] * (1 - fx) + pattern[y1][:, x1] * fx
+    fy = fy[:, None, None]
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+
+
 def texture_data(material: scene_lib.Material, color=None) -> np.ndarray:
-    """Linear RGB float32 [h, w, 3] for a slot's bitmap texture (see module docstring)."""
+    """Linear RGB float32 [T, T, 3], T = :data:`TEXTURE_TEXELS`, for a slot's bitmap texture
+    (see module docstring)."""
+    texels = TEXTURE_TEXELS
     color = np.asarray(material.color if color is None else color, np.float32)
     scale = int(round(material.texture_scale))
     if material.texture == "none":
-        # Mitsuba's bitmap texture needs >= 2x2 texels; bilinear lookup of a constant is it.
-        return np.broadcast_to(color, (2, 2, 3)).copy()
+        return np.broadcast_to(color, (texels, texels, 3)).copy()
+    if scale != material.texture_scale or scale < 1:
+        raise ValueError(f"texture_scale must be a positive int. Received: {material!r}")
     if material.texture == "checkerboard":
-        if scale != material.texture_scale or scale < 1:
-            raise ValueError(f"texture_scale must be a positive int. Received: {material!r}")
         # Mitsuba's checkerboard: colour0 where (frac(u) > .5) == (frac(v) > .5) of
         # uv * scale, i.e. 2 * scale cells per axis; cell (i, j) is colour0 iff i % 2 == j % 2.
-        cells = np.arange(2 * scale * CHECKER_TEXELS_PER_CELL) // CHECKER_TEXELS_PER_CELL
+        cells = np.floor(_texel_centres(texels, 2 * scale)).astype(np.int64)
         same = (cells[:, None] % 2) == (cells[None, :] % 2)
         other = np.asarray(material.color2, np.float32)
         return np.where(same[..., None], color, other).astype(np.float32)
     if material.texture == "bitmap":
-        if scale != material.texture_scale or scale < 1:
-            raise ValueError(f"texture_scale must be a positive int. Received: {material!r}")
-        return np.tile(np.asarray(material.bitmap, np.float32), (scale, scale, 1))
+        return _tile_bilinear(np.asarray(material.bitmap, np.float32), scale, texels)
     raise ValueError(f"Unknown texture kind. Received: texture={material.texture!r}")
 
 
@@ -129,7 +169,8 @@ def conductor_constants(conductor: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _bitmap(mi):
-    return {"type": "bitmap", "bitmap": mi.Bitmap(np.full((2, 2, 3), 0.5, np.float32)), "raw": True}
+    grey = np.full((TEXTURE_TEXELS, TEXTURE_TEXELS, 3), 0.5, np.float32)
+    return {"type": "bitmap", "bitmap": mi.Bitmap(grey), "raw": True}
 
 
 def _slot_bsdf(mi, cls: str) -> dict:
@@ -268,6 +309,9 @@ class SceneTemplate:
         # template and a reused one hold the same values.
         self.active: dict[str, scene_lib.Primitive] = dict.fromkeys(n for n, _ in self.slots)
         self.scenes_applied = 0
+        # Emitter slot -> sampling weight > 0 (all load with weight 1).
+        self._emitting = {name: True for name, (_, _, emissive) in self.slots if emissive}
+        self._emitting.update(dict.fromkeys(self.point_slots, True))
         # Roughness each roughplastic slot holds now (None: as loaded, not yet written).
         self._plastic_alpha = {
             name: None for name, (_, cls, _) in self.slots if cls == "roughplastic"
@@ -336,8 +380,10 @@ class SceneTemplate:
             normals = n @ np.linalg.inv(m[:3, :3])  # (M^-T n) for row vectors
             normals /= np.linalg.norm(normals, axis=1, keepdims=True)
             buffer = type(p[f"{name}.vertex_positions"])  # mi.Float, or ArrayXf in scalar
-            p[f"{name}.vertex_positions"] = _opaque(buffer((v @ m[:3, :3].T + m[:3, 3]).ravel()))
-            p[f"{name}.vertex_normals"] = _opaque(buffer(normals.ravel()))
+            # From lists, not NumPy arrays: see the module docstring (mapped memory).
+            positions = (v @ m[:3, :3].T + m[:3, 3]).ravel().tolist()
+            p[f"{name}.vertex_positions"] = _opaque(buffer(positions))
+            p[f"{name}.vertex_normals"] = _opaque(buffer(normals.ravel().tolist()))
         else:
             p[f"{name}.to_world"] = _opaque(
                 mi.Transform4f(np.asarray(to_world, np.float64).tolist())
@@ -364,12 +410,23 @@ class SceneTemplate:
             self._mi.Color3f(*map(float, radiance))
         )
         self.params[f"{name}.emitter.sampling_weight"] = float(weight)
+        self._emitting[name] = weight > 0
 
     def _set_point(self, name: str, position, intensity, weight: float) -> None:
         mi, p = self._mi, self.params
         p[f"{name}.position"] = _opaque(mi.Point3f(*map(float, position)))
         p[f"{name}.intensity.value"] = _opaque(mi.Color3f(*map(float, intensity)))
         p[f"{name}.sampling_weight"] = float(weight)
+        self._emitting[name] = weight > 0
+
+    @property
+    def emitter_pattern(self) -> str:
+        """Which emitter slots have a non-zero sampling weight now, e.g. ``"1101"``. Mitsuba
+        keeps the range of emitters with non-zero weight and the weights' total as host-side
+        constants compiled into the kernels, so a frozen render pass must be recorded once per
+        pattern (a handful occur; with weights of 0 or 1 the pattern fixes both). A string:
+        Dr.Jit would turn Python bools into (auto-opaque) JIT literals."""
+        return "".join("1" if self._emitting[name] else "0" for name in sorted(self._emitting))
 
     def apply(self, desc: scene_lib.SceneDescription) -> dict[str, scene_lib.Primitive]:
         """Writes ``desc`` into the slots; returns slot name → primitive for used slots.

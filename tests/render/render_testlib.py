@@ -64,8 +64,9 @@ def render_in_sequence(scene_ids, variant, size, spp, denoise, extra_capacity=0)
     if extra_capacity:
         desc = scene_lib.make_scene(scene_ids[0])
         grown = {k: v + extra_capacity for k, v in mitsuba_template.default_capacity().items()}
-        mitsuba_backend._RENDERERS[(variant, size, size, spp, 4, denoise != "off")] = (
-            mitsuba_backend._Renderer(grown, 2, size, size, spp, 4, denoise != "off")
+        key = (variant, size, size, spp, 4, denoise != "off", mitsuba_backend.FREEZE_PASSES)
+        mitsuba_backend._RENDERERS[key] = mitsuba_backend._Renderer(
+            grown, 2, size, size, spp, 4, denoise != "off"
         )
         assert mitsuba_backend.renderer_for(desc, size, size, spp, 4, denoise != "off")
     samples, stats = [], []
@@ -80,7 +81,15 @@ def render_in_sequence(scene_ids, variant, size, spp, denoise, extra_capacity=0)
         (sample,) = mitsuba_backend.render_scene_in_process(
             desc, size, spp, 4, variant, True, denoise
         )
-        jit = [k for k in dr.kernel_history() if k["type"] == dr.KernelType.JIT]
+        # Kernels over pixels only (sizes a multiple of the pixel count): the render passes.
+        # A frozen pass first evaluates what the parameter writes left pending (texture
+        # layout conversions over 128x128 texels, size-1 scalars: ~50-operation kernels
+        # whose code depends on how many slots changed, each a ~1 ms compilation).
+        jit = [
+            k
+            for k in dr.kernel_history()
+            if k["type"] == dr.KernelType.JIT and k["size"] % (size * size) == 0
+        ]
         template = next(iter(mitsuba_backend._RENDERERS.values())).template
         new = sum((not k["cache_hit"]) or k["cache_disk"] for k in jit)
         stats.append((len(jit), new, id(template)))
@@ -176,3 +185,27 @@ def plastic_alpha_mismatches(scene_ids, variant):
             if abs(alpha - prim.material.roughness) > 1e-6:
                 bad.append((name, alpha, prim.material.roughness))
     return bad, checked
+
+
+def render_frozen_and_traced(scene_ids, variant, size, spp, denoise):
+    """Renders ``scene_ids`` in order twice in this process, with frozen render passes and
+    with traced ones; returns (frozen samples, traced samples, recordings of the rgb pass)."""
+    from mtsyn_tf.render import mitsuba_backend
+    from mtsyn_tf.render import variant as variant_lib
+
+    variant_lib.set_variant(variant)
+    out = {}
+    for freeze in (True, False):
+        mitsuba_backend.FREEZE_PASSES = freeze
+        mitsuba_backend._RENDERERS.clear()
+        out[freeze] = [
+            mitsuba_backend.render_scene_in_process(
+                scene_lib.make_scene(i), size, spp, 4, variant, True, denoise
+            )[0]
+            for i in scene_ids
+        ]
+        if freeze:
+            renderer = next(iter(mitsuba_backend._RENDERERS.values()))
+            recordings = renderer._frozen["rgb"].n_recordings if renderer._frozen else 0
+    mitsuba_backend.FREEZE_PASSES = True
+    return out[True], out[False], recordings

@@ -69,9 +69,9 @@ def test_larger_template_renders_the_same_pixels(variant):
     not variant_lib.is_variant_available("llvm_ad_rgb"), reason="needs the llvm_ad_rgb variant"
 )
 def test_new_scenes_reuse_the_compiled_kernels():
-    """After the first scene, a process compiles nothing and keeps one template: DrJit's
-    kernel history shows every JIT kernel of later scenes as an in-memory cache hit
-    (neither compiled nor read from the disk cache)."""
+    """After the first scene, a process compiles no render kernel and keeps one template:
+    DrJit's kernel history shows every image-sized JIT kernel of later scenes as an
+    in-memory cache hit (neither compiled nor read from the disk cache)."""
     busy, sparse = _busy_and_sparse_scenes()
     _, stats = _spawned(
         render_testlib.render_in_sequence, [3, busy, sparse, 11], "llvm_ad_rgb", SIZE, 2, DENOISE
@@ -96,24 +96,54 @@ def test_default_capacity_fits_generated_scenes():
 
 
 def test_texture_data_tiles_and_checkers():
+    texels = mitsuba_template.TEXTURE_TEXELS
     rng = np.random.default_rng(0)
     pattern = rng.uniform(size=(32, 32, 3)).astype(np.float32)
-    m = scene_lib.Material("diffuse", (0.1, 0.2, 0.3), texture="bitmap", texture_scale=3.0)
+    m = scene_lib.Material("diffuse", (0.1, 0.2, 0.3), texture="bitmap", texture_scale=4.0)
     m = scene_lib.Material(**{**m.__dict__, "bitmap": pattern})
     tiled = mitsuba_template.texture_data(m)
-    assert tiled.shape == (96, 96, 3)
-    np.testing.assert_array_equal(tiled[32:64, 64:96], pattern)
+    assert tiled.shape == (texels, texels, 3)
+    # 4 tiles of 32 texels in 128: every texel centre falls on a pattern texel centre.
+    np.testing.assert_array_equal(tiled[32:64, 96:128], pattern)
+    # 2 tiles: texel i samples pattern coordinate i / 2 - 1/4 (bilinear, wrapping): row 0
+    # mixes pattern rows 31 and 0 as 1/4 : 3/4, column 5 columns 2 and 3 as 3/4 : 1/4.
+    half = mitsuba_template.texture_data(scene_lib.Material(**{**m.__dict__, "texture_scale": 2}))
+    rows = 0.25 * pattern[31] + 0.75 * pattern[0]
+    # float32 products and sums of values in [0, 1]: a few ulps apart at most.
+    np.testing.assert_allclose(half[0, 5], 0.75 * rows[2] + 0.25 * rows[3], rtol=1e-6)
     c = scene_lib.Material(
         "diffuse", (1.0, 0.0, 0.0), texture="checkerboard", color2=(0.0, 0.0, 1.0), texture_scale=2
     )
     checker = mitsuba_template.texture_data(c)
-    cell = mitsuba_template.CHECKER_TEXELS_PER_CELL
-    assert checker.shape == (4 * cell, 4 * cell, 3)  # 2 cells per unit of scaled uv
+    cell = texels // 4  # 2 cells per unit of scaled uv
+    assert checker.shape == (texels, texels, 3)
     np.testing.assert_array_equal(checker[0, 0], [1, 0, 0])
+    np.testing.assert_array_equal(checker[0, cell - 1], [1, 0, 0])
     np.testing.assert_array_equal(checker[0, cell], [0, 0, 1])
     np.testing.assert_array_equal(checker[cell, cell], [1, 0, 0])
     plain = mitsuba_template.texture_data(scene_lib.Material("diffuse", (0.1, 0.2, 0.3)))
-    np.testing.assert_allclose(plain, np.broadcast_to([0.1, 0.2, 0.3], (2, 2, 3)))
+    np.testing.assert_allclose(plain, np.broadcast_to([0.1, 0.2, 0.3], (texels, texels, 3)))
+
+
+@pytest.mark.skipif(
+    not variant_lib.is_variant_available("llvm_ad_rgb"), reason="needs the llvm_ad_rgb variant"
+)
+def test_frozen_render_passes_equal_traced_ones():
+    """Frozen passes (replayed kernels, new inputs) give the traced passes' pixels, labels
+    and images, bit for bit, over scenes that change every slot kind, the number of area and
+    point lights and the camera; and they do replay (fewer recordings than scenes)."""
+    busy, sparse = _busy_and_sparse_scenes()
+    # Recorded with one area light and no point light (scenes 5 and 1 have the same), then
+    # replayed with two area lights (11), a point light (12) and both (busy, 3).
+    ids = [sparse, 5, 1, 11, busy, 12, 3, sparse, 2, busy]
+    frozen, traced, recordings = _spawned(
+        render_testlib.render_frozen_and_traced, ids, "llvm_ad_rgb", SIZE, 2, DENOISE
+    )
+    for a, b in zip(frozen, traced):
+        _assert_samples_equal(a, b)
+    # Two recordings to start (the second makes changed literals opaque), then one per
+    # emitter pattern: (1 area, 0 point) at the start, then (2, 0), (2, 1), (1, 1).
+    assert recordings <= 5, recordings
 
 
 @pytest.mark.skipif(not denoise_lib.pyoidn_available(), reason="needs pyoidn")
