@@ -72,17 +72,12 @@ def thread_plan(cores: int | None = None) -> dict:
     }
 
 
-def configure_threads(
-    cores: int | None = None, collectives: bool = False, inter_op: int | None = None
-) -> dict:
+def configure_threads(cores: int | None = None, collectives: bool = False) -> dict:
     """Sets TensorFlow's thread pools per ``thread_plan`` (before any op runs); returns it.
 
     ``collectives``: the run will all-reduce between replicas on this host
     (MirroredStrategy); a collective op waits in an inter-op thread for the other
-    replicas' ops, so at least 2 inter-op threads are kept. ``inter_op``: the caller's
-    measured choice instead of the plan's (the demo's narrow ``small`` model runs its three
-    heads' small ops side by side with 2: 1.12–1.25× in its driver on 2 cores, while
-    ``paper_alexnet``'s large ops gain nothing: 0.95×).
+    replicas' ops, so at least 2 inter-op threads are kept.
 
     Once TensorFlow's context is initialised the pools are fixed; then this leaves them
     as they are and returns the plan it could not apply under ``"applied": False``.
@@ -90,10 +85,6 @@ def configure_threads(
     import tensorflow as tf
 
     plan = thread_plan(cores)
-    if inter_op is not None:
-        if not isinstance(inter_op, int) or inter_op < 1:
-            raise ValueError(f"inter_op must be an integer >= 1. Received: inter_op={inter_op!r}")
-        plan["inter_op"] = inter_op
     if collectives:
         plan["inter_op"] = max(plan["inter_op"], 2)
     try:

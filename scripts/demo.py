@@ -39,24 +39,11 @@ flags.DEFINE_enum(
 flags.DEFINE_float(
     "warmup_fraction", _D.warmup_fraction, "Warmup share of training (--lr_schedule=cosine)."
 )
-flags.DEFINE_integer(
-    "inter_op_threads",
-    _D.inter_op_threads,
-    "TensorFlow inter-op threads (2: the small model's heads run side by side).",
-)
 flags.DEFINE_integer("seed", _D.seed, "Seed of rendering, data order and training.")
 flags.DEFINE_bool("retrain", False, "Delete an existing demo run and train from scratch.")
 
 
-_POSITIVE = (
-    "num_scenes",
-    "spp",
-    "workers",
-    "batch_size",
-    "epochs",
-    "steps_per_epoch",
-    "inter_op_threads",
-)
+_POSITIVE = ("num_scenes", "spp", "workers", "batch_size", "epochs", "steps_per_epoch")
 
 
 def _check_flags() -> None:
@@ -107,7 +94,6 @@ def main(argv):
         learning_rate=FLAGS.learning_rate,
         lr_schedule=FLAGS.lr_schedule,
         warmup_fraction=FLAGS.warmup_fraction,
-        inter_op_threads=FLAGS.inter_op_threads,
         seed=FLAGS.seed,
         retrain=FLAGS.retrain,
     )

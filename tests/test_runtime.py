@@ -116,16 +116,6 @@ def test_the_training_pipeline_takes_the_runtime_share(tiny_synthetic_dir):
     assert options.deterministic is True
 
 
-def test_a_callers_inter_op_choice_is_applied():
-    code = _FRESH_PROCESS.replace(
-        "configure_threads(cores=2)", "configure_threads(cores=2, inter_op=2)"
-    )
-    result = _run(code)
-    assert (result["inter"], result["applied"]) == (2, True)
-    with pytest.raises(ValueError, match="inter_op must be an integer >= 1. Received: inter_op=0"):
-        runtime.configure_threads(inter_op=0)
-
-
 def test_collectives_keep_two_inter_op_threads(monkeypatch):
     # A MirroredStrategy all-reduce blocks an inter-op thread until every replica arrives.
     calls = {}

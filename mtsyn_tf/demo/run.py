@@ -56,9 +56,6 @@ class DemoConfig:
     # The renders are simple rooms; 350 contour pixels (the reference's cut, for SUNCG)
     # would drop a large share of them from the edge loss.
     min_edge_pixels: int = 100
-    # 2 inter-op threads: the small model's independent ops (three heads) run side by side;
-    # measured 1.12–1.25× faster training on 2 idle cores (README "Performance").
-    inter_op_threads: int = 2
     seed: int = 0
     retrain: bool = False
 
@@ -224,7 +221,7 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     # Thread pools are fixed by the first TensorFlow op (the untrained baseline runs before
     # training), so they are sized here, not in loop.train.
-    runtime.configure_threads(inter_op=cfg.inter_op_threads)
+    runtime.configure_threads()
     p = cfg.paths
     timer = _Timer()
     start = time.perf_counter()

@@ -253,17 +253,6 @@ def case_demo_unknown_preset(w):
     )
 
 
-def case_demo_inter_op_zero(w):
-    ws = w.path("ws")
-    return Case(
-        "demo.py",
-        [f"--workspace={ws}", "--inter_op_threads=0"],
-        "must be >= 1",
-        "--inter_op_threads",
-        absent=[ws],
-    )
-
-
 def case_demo_warmup_with_step_schedule(w):
     ws = w.path("ws")
     return Case(
