@@ -2,7 +2,7 @@
 
   python scripts/demo.py --workspace=workspace
 
-With the defaults this took 15.5 minutes from a fresh clone on 2 idle CPU cores (README: the
+With the defaults this took 8 minutes from a fresh clone on 2 idle CPU cores (README: the
 measured steps); the report lands in <workspace>/reports/demo/report.html. Re-running
 reuses the rendered data and resumes or reuses the training run (``--retrain`` starts it
 afresh).
