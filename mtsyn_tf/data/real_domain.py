@@ -190,8 +190,7 @@ def _decode_real_image(record) -> dict:
 
 
 def _whole_photo(image) -> record_cache.RecordView:
-    size = tf.shape(image)
-    return record_cache.RecordView({"image": image}, tf.constant(0, tf.int32), size[0], size[1])
+    return record_cache.RecordView.whole({"image": image}, "image")
 
 
 def photo_stream(source, split, places365_data_dir, seed, cache_mb):

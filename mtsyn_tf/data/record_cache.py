@@ -63,6 +63,12 @@ class RecordView(NamedTuple):
     height: tf.Tensor  # int32 scalar
     width: tf.Tensor  # int32 scalar
 
+    @classmethod
+    def whole(cls, fields: dict, spatial_key: str) -> RecordView:
+        """A record that is its own arrays: all of ``fields[spatial_key]``, from row 0."""
+        size = tf.shape(fields[spatial_key])
+        return cls(fields, tf.constant(0, tf.int32), size[0], size[1])
+
 
 class RecordSource:
     """The records of ``files`` as ``decode`` makes them: from disk, or decoded in memory.
@@ -121,9 +127,7 @@ class RecordSource:
     def view(self, item) -> RecordView:
         """The decoded record of an item as a ``RecordView``, copying nothing when cached."""
         if not self.cached:
-            fields = self._decode(item)
-            size = tf.shape(fields[self._spatial[0]])
-            return RecordView(fields, tf.constant(0, tf.int32), size[0], size[1])
+            return RecordView.whole(self._decode(item), self._spatial[0])
         fields = {
             key: array if key in self._spatial else tf.gather(array, item)
             for key, array in self._arrays.items()
