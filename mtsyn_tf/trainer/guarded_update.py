@@ -8,8 +8,8 @@ replaced by zeros, and restores the saved values unless the loss, the logged val
 the gradients were finite on every replica (all replicas take the same branch). Such a
 stage leaves its values out of the loss trackers and counts once in ``skipped_steps``.
 A stage may also ``require`` an earlier stage's verdict: the trainer's stage 2 is undone
-with its batch's stage 1 (its features come from the same poisoned forward pass, and
-oneDNN's fused BatchNorm + ReLU can map a NaN input to finite features).
+with its batch's stage 1, so a poisoned batch is skipped whole (its features come from
+the same forward pass, even where they happen to be finite).
 """
 
 from __future__ import annotations
