@@ -319,10 +319,9 @@ def _reference_seed(seed: int) -> int:
     return int.from_bytes(hashlib.sha256(f"reference/{seed}".encode()).digest()[:4], "little")
 
 
-def _view_rgb(renderer, spp, seed, denoiser, labels, timed=_untimed):
+def _view_rgb(renderer, seed, denoiser, labels, timed=_untimed):
     """(rgb, noisy) linear HDR [H, W, 3] of the current view; noisy is None undenoised.
     ``labels``: the view's label pass, whose albedo and normal guide the denoiser."""
-    del spp  # the renderer's own (part of its settings)
     with timed("rgb pass"):
         rgb = renderer.render("rgb", seed)[..., :3]
     if denoiser is None:
@@ -362,7 +361,7 @@ def render_linear_rgb(
         labels = None
         if denoiser is not None:
             labels = renderer.render("labels", seed)
-        out.append(_view_rgb(renderer, spp, seed, denoiser, labels))
+        out.append(_view_rgb(renderer, seed, denoiser, labels))
     return out
 
 
@@ -400,7 +399,7 @@ def render_scene_in_process(
         with timed("labels pass"):
             labels = renderer.render("labels", seed)
         if with_rgb:
-            rgb, noisy = _view_rgb(renderer, spp, seed, denoiser, labels, timed)
+            rgb, noisy = _view_rgb(renderer, seed, denoiser, labels, timed)
         else:
             rgb, noisy = np.zeros((height, width, 3), np.float32), None
         intrinsics = geometry.intrinsics_from_fov(width, height, camera.fov_x)
