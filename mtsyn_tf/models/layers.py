@@ -75,6 +75,19 @@ def conv_transpose_as_matmul(conv, x):
     return y
 
 
+def transpose_matmul_pays(kernel_size: int, filters: int, channels: int) -> bool:
+    """Whether ``conv_transpose_as_matmul`` beats the transposed convolution for a layer.
+
+    The form materialises k·k·F columns per input pixel: cheap where that is no more than
+    the input's C channels (a wide layer feeding a narrow one: the heads' 4096 → 64
+    Deconv8 and 64 → 1…3 output, where oneDNN's transposed convolution ran at 5–60 % of
+    its matmul rate), and a memory-bound detour where it is more (64 → 64 5×5: 25× the
+    input; the `small` heads' 16 → 3 normals output: 27 columns from 16 channels took
+    1.2–1.9× the transposed convolution's time, forward + backward, oneDNN on and off).
+    """
+    return kernel_size * kernel_size * filters <= channels
+
+
 @keras.saving.register_keras_serializable(package="mtsyn_tf")
 class ConvBNAct(layers.Layer):
     """Convolution (or transposed convolution) → BatchNorm → activation.
@@ -198,17 +211,11 @@ class ConvBNAct(layers.Layer):
         return (x, pre) if return_pre_activation else x
 
     def _transpose_matmul_pays(self, channels) -> bool:
-        """Whether a transposed convolution takes the matmul form for ``channels`` inputs.
-
-        The form materialises k·k·F columns per input pixel: cheap where that is no more
-        than the input's C channels (a wide layer feeding a narrow one: the heads' 4096 → 64
-        Deconv8 and 64 → 1…3 output, where oneDNN's transposed convolution ran at 5–60 %
-        of its matmul rate), and a memory-bound detour where it is more (64 → 64 5×5:
-        25× the input). ``conv_impl="matmul"`` forces it.
-        """
+        """Whether this transposed convolution takes the matmul form (``conv_impl="matmul"``
+        forces it; see ``transpose_matmul_pays``)."""
         if self.conv_impl == "matmul":
             return True
-        return self.kernel_size * self.kernel_size * self.filters <= channels
+        return transpose_matmul_pays(self.kernel_size, self.filters, channels)
 
     def _conv_as_matmul(self, x):
         """``self.conv(x)`` (VALID, stride 1) as patches × kernel, with the same variables."""

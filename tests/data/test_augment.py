@@ -99,6 +99,22 @@ def test_random_grayscale_channel(synthetic_sample):
     assert any(np.array_equal(gray[1, ..., 0], batch.numpy()[1, ..., c]) for c in range(3))
 
 
+def test_random_grayscale_channel_copies_one_channel_exactly_per_image():
+    # Values over 60 binades: the selection must be a copy, bit for bit, for each image.
+    rng = np.random.default_rng(5)
+    batch = rng.uniform(0.5, 1, (8, 9, 7, 3)) * 2.0 ** rng.integers(-30, 30, (8, 9, 7, 3))
+    batch = batch.astype(np.float32)
+    gray = augment.random_grayscale_channel(tf.constant(batch), SEED).numpy()
+    chosen = []
+    for out, image in zip(gray, batch):
+        matches = [c for c in range(3) if np.array_equal(out[..., 0], image[..., c])]
+        assert len(matches) == 1
+        for c in range(3):
+            np.testing.assert_array_equal(out[..., c], image[..., matches[0]])
+        chosen.append(matches[0])
+    assert len(set(chosen)) > 1  # drawn per image
+
+
 def test_photometric_jitter_range_and_determinism(synthetic_sample):
     image = tf.constant(synthetic_sample["image"].astype(np.float32) / 255.0)
     a = augment.photometric_jitter(image, SEED).numpy()

@@ -192,6 +192,29 @@ def test_normals_match_numpy_on_random_inputs_with_masks():
     np.testing.assert_allclose(got, normals_np(pred, gt, valid), rtol=1e-5)
 
 
+def test_normals_gradient_matches_float64_cosine_gradient():
+    # d(−cos)/dp = −(t̂ − cos·p̂)/‖p‖ per valid pixel, ÷ the image's valid count; 0 elsewhere.
+    gt = unit(RNG.normal(size=(2, 5, 6, 3)))
+    pred = f32(RNG.normal(scale=4.0, size=gt.shape))
+    valid = f32(RNG.random((2, 5, 6, 1)) < 0.7)
+    gt = gt * valid
+    p = tf.constant(pred)
+    with tf.GradientTape() as tape:
+        tape.watch(p)
+        loss = tf.reduce_sum(losses.normals_loss_per_example(p, gt, valid))
+    got = tape.gradient(loss, p).numpy()
+    p64, t64 = pred.astype(np.float64), gt.astype(np.float64)
+    norm = np.linalg.norm(p64, axis=-1, keepdims=True)
+    p_hat = p64 / norm
+    cos = np.sum(p_hat * t64, axis=-1, keepdims=True)
+    count = valid.sum(axis=(1, 2, 3), keepdims=True)
+    want = -(t64 - cos * p_hat) / norm * valid / count
+    # Each element is a few float32 products and one difference of terms bounded by
+    # 2/(‖p‖·count): 16 roundings of that bound is a generous float32 allowance.
+    bound = 16 * np.finfo(np.float32).eps * 2 / (norm * count)
+    assert np.all(np.abs(got - want) <= bound)
+
+
 @pytest.mark.parametrize(
     "transform, expected",
     [

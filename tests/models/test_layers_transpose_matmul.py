@@ -108,7 +108,8 @@ def test_matmul_form_equals_conv2d_transpose(case):
 
 
 def test_conv_bn_act_takes_the_matmul_form_only_for_wide_to_narrow_transposes():
-    """ "auto": k·k·F columns per pixel no wider than the input (Deconv8), else Conv2DTranspose."""
+    """ "auto": k·k·F columns per pixel no wider than the input (Deconv8, the narrow outputs),
+    else Conv2DTranspose."""
     from mtsyn_tf.models import build_multitask_model
 
     model = build_multitask_model("small")
@@ -125,10 +126,14 @@ def test_conv_bn_act_takes_the_matmul_form_only_for_wide_to_narrow_transposes():
 
     head.deconv8.conv.call = spy("deconv8", original[0])
     head.deconv10.conv.call = spy("deconv10", original[1])
+    for task in ("depth", "normals"):
+        out = model.heads[task].out
+        out.call = spy(f"{task}.output", out.call)
     model(tf.zeros([1, model.image_size, model.image_size, 3]), training=False)
     # Deconv8: fc7 (256 wide in "small") → 16, 3×3: 144 columns ≤ 256 → matmul, no conv call.
     # Deconv10: 16 → 16, 5×5: 400 columns > 16 → Keras' Conv2DTranspose.
-    assert calls == ["deconv10"]
+    # Outputs: 16 → 1 (depth), 3×3: 9 columns ≤ 16 → matmul; 16 → 3 (normals): 27 > 16.
+    assert sorted(calls) == ["deconv10", "normals.output"]
 
 
 def test_conv_impl_conv_keeps_conv2d_transpose_and_matmul_is_checked():

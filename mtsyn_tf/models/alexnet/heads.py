@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mtsyn_tf.models.layers import ConvBNAct, conv_transpose_as_matmul
+from mtsyn_tf.models.layers import ConvBNAct, conv_transpose_as_matmul, transpose_matmul_pays
 
 TASK_CHANNELS = {"contour": 1, "depth": 1, "normals": 3}
 
@@ -51,10 +51,11 @@ class AlexNetTaskHead(layers.Layer):
         x = self.deconv8(x, training=training)
         x = self.deconv9(x, training=training)
         x = self.deconv10(x, training=training)
-        if x.shape[1] is None or x.shape[2] is None:  # the matmul form needs static sizes
-            return self.out(x)
-        # 64 → 1…3 channels: as matmul + col2im, 10–20× oneDNN's transposed conv here.
-        return conv_transpose_as_matmul(self.out, x)
+        static = x.shape[1] is not None and x.shape[2] is not None  # the matmul form's need
+        if static and transpose_matmul_pays(3, self.out.filters, x.shape[-1]):
+            # Many channels to few (the paper's 64 → 1…3): matmul + col2im is the faster.
+            return conv_transpose_as_matmul(self.out, x)
+        return self.out(x)
 
     def get_config(self):
         config = super().get_config()
