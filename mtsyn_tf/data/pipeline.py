@@ -159,8 +159,12 @@ def augment_synthetic(
     seeds = tf.random.experimental.stateless_split(element_seed, num=3)
     fields, first_row, height, width = view
     window = augment.random_crop_window(height, width, seeds[0], min_scale=min_scale)
-    example = augment.crop_and_resize(fields, *window, image_size, first_row=first_row)
-    example = augment.random_flip_left_right(example, seeds[1])
+    # The flip happens inside the crop (mirrored gathers): the same result as
+    # ``random_flip_left_right`` after it, for less work.
+    mirror = augment.random_flip_decision(seeds[1])
+    example = augment.crop_and_resize(
+        fields, *window, image_size, first_row=first_row, mirror=mirror
+    )
     if jitter:
         # Its own seed stream (not seeds[2]): turning jitter on leaves crops, flips
         # and grey channels of every example unchanged.

@@ -35,6 +35,7 @@ from mtsyn_tf.trainer.config import (  # noqa: F401  (re-exported: older imports
     TrainerConfig,
 )
 from mtsyn_tf.trainer.epoch_loop import (
+    EpochTensorBoard,
     StepCounter,
     distribute_global_batches,
     run_epochs,
@@ -225,7 +226,7 @@ def _run_callbacks(cfg: RunConfig, checkpointer, chief: bool, initial_epoch: int
         return callbacks
     # write_graph=False: the loop has no Keras train_function whose graph it would write.
     callbacks.append(
-        keras.callbacks.TensorBoard(
+        EpochTensorBoard(
             os.path.join(cfg.workdir, "tensorboard"), update_freq="epoch", write_graph=False
         )
     )

@@ -237,3 +237,59 @@ def test_nearest_indices_are_the_resize_kernels():
         ramp = tf.reshape(tf.range(n, dtype=tf.float32), [n, 1, 1])
         want = tf.image.resize(ramp, [227, 1], "nearest")[:, 0, 0].numpy().astype(np.int32)
         np.testing.assert_array_equal(indices(tf.constant(n)), want, err_msg=str(n))
+
+
+def test_mirrored_crop_is_the_crop_then_flip_bit_for_bit(make_sample):
+    """``crop_and_resize(mirror=...)`` (reversed gathers) equals the crop, then the flip.
+
+    Every key (the photo, per-key nearest maps, the fused labels, intrinsics), both flip
+    branches, up- and downscales (the contour's area path), in graphs of unknown size:
+    exactly, since mirroring only reorders copies and the sign change is exact.
+    """
+    keys = ("image", "depth", "normals", "valid", "contour", "instance", "intrinsics")
+    dtypes = (tf.uint8, tf.float32, tf.float32, tf.bool, tf.uint8, tf.int32, tf.float32)
+    shapes = {"image": [None, None, 3], "normals": [None, None, 3], "intrinsics": [4]}
+    spec = {k: tf.TensorSpec(shapes.get(k, [None, None]), d) for k, d in zip(keys, dtypes)}
+    fused_spec = {
+        "image": spec["image"],
+        "labels": tf.TensorSpec([None, None, 6], tf.float32),
+        "intrinsics": spec["intrinsics"],
+    }
+    window = [*(tf.TensorSpec([], tf.int32) for _ in range(3)), tf.TensorSpec([], tf.bool)]
+
+    def mirrored(example, y0, x0, side, mirror):
+        return augment.crop_and_resize(example, y0, x0, side, 23, mirror=mirror)
+
+    def flipped(example, y0, x0, side, mirror):
+        out = augment.crop_and_resize(example, y0, x0, side, 23)
+        return tf.cond(mirror, lambda: augment.flip_left_right(out), lambda: out)
+
+    functions = {
+        name: (
+            tf.function(fn, input_signature=[spec, *window]),
+            tf.function(fn, input_signature=[fused_spec, *window]),
+        )
+        for name, fn in (("mirrored", mirrored), ("flipped", flipped))
+    }
+    rng = np.random.default_rng(1)
+    branches = set()
+    for height, width in [(40, 61), (23, 23), (97, 50), (11, 17)]:
+        sample = make_sample(height, width, seed=height)
+        example = {k: tf.constant(sample[k]) for k in keys}
+        fused = augment.fuse_labels(example)
+        fused = {k: fused[k] for k in fused_spec}
+        for trial in range(6):
+            side = int(rng.integers(1, min(height, width) + 1))
+            y0, x0 = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+            mirror = tf.constant(trial % 2 == 0)
+            args = (y0, x0, side, mirror)
+            for i, inputs in enumerate((example, fused)):
+                got = functions["mirrored"][i](inputs, *args)
+                want = functions["flipped"][i](inputs, *args)
+                assert set(got) == set(want)
+                for key in got:
+                    message = f"{key} side={side} mirror={bool(mirror)}"
+                    assert got[key].dtype == want[key].dtype, message
+                    np.testing.assert_array_equal(got[key], want[key], err_msg=message)
+            branches.add((side > 23, bool(mirror)))
+    assert branches == {(True, True), (True, False), (False, True), (False, False)}
