@@ -9,7 +9,8 @@ times. TensorFlow's CPU kernel (``ApplyAdamNonCuda`` in
 ``tensorflow/core/kernels/training_ops.cc``) evaluates the same formula in one pass:
 ``alpha = lr * sqrt(1 - beta2_power) / (1 - beta1_power)``, then per element
 ``m += (g - m) * (1 - beta1)``, ``v += (g.square() - v) * (1 - beta2)``,
-``var -= (m * alpha) / (v.sqrt() + epsilon)`` (GPU and XLA kernels compute the same).
+``var -= (m * alpha) / (v.sqrt() + epsilon)``, each op rounded once as Keras' ops are. The
+GPU kernel (``training_ops_gpu.cu.cc``) evaluates the same formula element by element.
 """
 
 from __future__ import annotations
