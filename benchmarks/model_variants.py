@@ -23,11 +23,17 @@ PyTorch step in one run. Each variant computes the same function with the same w
   fc7) as one 4096 → 192 transposed convolution, split into the three heads' BN/ReLU: one
   large matmul instead of three narrow ones forward, and fc7's gradient from one op
   instead of three plus their sum.
+* ``keras_adam``: B/H's (and an Adam D's) update through Keras 3's own ``Adam.update_step``
+  (per variable: five element-wise ops with their temporaries and three assigns), as before
+  ``make_adam`` took ``FusedAdam`` (one ``ResourceApplyAdam`` per variable; see
+  ``mtsyn_tf/trainer/fused_adam.py``). It patches the class, so it applies to every
+  ``FusedAdam`` whose step is traced after ``apply``; the slots are the same.
 """
 
 from __future__ import annotations
 
-VARIANTS = ("keras", "fc_conv", "deconv_conv", "keras_bn", "heads_fused")  # combine with "+"
+# Combine with "+".
+VARIANTS = ("keras", "fc_conv", "deconv_conv", "keras_bn", "heads_fused", "keras_adam")
 
 
 def _batch_norms(model):
@@ -108,6 +114,15 @@ def apply(model, variant: str):
             layer.call = functools.partial(keras.layers.BatchNormalization.call, layer)
             layers.append(layer)
 
+    patched_adam = None
+    if "keras_adam" in variant:
+        import keras
+
+        from mtsyn_tf.trainer.fused_adam import FusedAdam
+
+        patched_adam = FusedAdam.__dict__["update_step"]
+        FusedAdam.update_step = keras.optimizers.Adam.update_step
+
     def undo():
         for layer in layers:
             del layer.call
@@ -117,5 +132,7 @@ def apply(model, variant: str):
             del model.forward
         for module, function in patched_heads:
             module.conv_transpose_as_matmul = function
+        if patched_adam is not None:
+            FusedAdam.update_step = patched_adam
 
     return undo

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import keras
 
+from mtsyn_tf.trainer.fused_adam import FusedAdam
+
 
 def reference_lr_schedule(base_lr: float, total_steps: int, drops=(0.6, 0.9), factor: float = 0.1):
     """Piecewise-constant schedule; the reference's 30 epochs drop at 18 and 27 = 60 % / 90 %.
@@ -79,8 +81,9 @@ def make_adam(base_lr: float, total_steps: int, beta_1: float = 0.5, drops=(0.6,
     """Adam(lr, β1 = 0.5) with the reference drops: B and H (and D with --disc_optimizer=adam).
 
     ``schedule``: ``kind`` / ``warmup_fraction`` of ``lr_schedule`` (default: the reference's).
+    Keras' Adam with its update in TensorFlow's fused kernel (``fused_adam.FusedAdam``).
     """
-    return keras.optimizers.Adam(
+    return FusedAdam(
         learning_rate=lr_schedule(base_lr, total_steps, drops=drops, **schedule), beta_1=beta_1
     )
 
