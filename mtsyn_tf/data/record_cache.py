@@ -12,10 +12,11 @@ against it: ``handles()`` (one per shard), ``records(handle)`` (one item per rec
 serialized record and ``decode`` parses it. Cached, a handle is the shard's index, an
 item the record's index and ``decode`` slices the decoded arrays; ``view`` does not even
 slice: it names the record's rows in the stacked arrays, so a crop copies only the
-pixels it keeps (copying the whole record first cost more than the crop, issue 13). Shuffles and deterministic interleaves only
-move items around, never look at them, so the same seed gives the *same* examples in the
-same order either way: caching changes speed and memory, never the batches (a test
-checks this bit for bit, and a run may resume with the cache on or off).
+pixels it keeps (copying the whole record first cost more than the crop, issue 13).
+Shuffles and deterministic interleaves only move items around, never look at them, so
+the same seed gives the *same* examples in the same order either way: caching changes
+speed and memory, never the batches (a test checks this bit for bit, and a run may
+resume with the cache on or off).
 
 Records of different sizes are zero-padded to the largest and sliced back on reading.
 Spatial maps are stacked row after row (``[records × height, width, ...]``), so record

@@ -52,7 +52,7 @@ class AlexNetTaskHead(layers.Layer):
         x = self.deconv9(x, training=training)
         x = self.deconv10(x, training=training)
         static = x.shape[1] is not None and x.shape[2] is not None  # the matmul form's need
-        if static and transpose_matmul_pays(3, self.out.filters, x.shape[-1]):
+        if static and transpose_matmul_pays(self.out.kernel_size[0], self.out.filters, x.shape[-1]):
             # Many channels to few (the paper's 64 → 1…3): matmul + col2im is the faster.
             return conv_transpose_as_matmul(self.out, x)
         return self.out(x)
