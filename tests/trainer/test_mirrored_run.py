@@ -63,24 +63,16 @@ import os
 import subprocess
 import sys
 
-import numpy as np
-import tensorflow as tf
 from test_multi_worker import (  # noqa: E402 - sibling test module (rootdir imports)
     assert_history_close,
     tensorboard_tags,
 )
 
-from mtsyn_tf.models import build_discriminator, build_multitask_model
-from mtsyn_tf.trainer.config import TrainerConfig
-from mtsyn_tf.trainer.mtl_adversarial import MultiTaskAdversarialTrainer
+from tests.trainer.weight_checks import PRESET, assert_weights_close
 
 HELPER = os.path.join(os.path.dirname(__file__), "mirrored_run.py")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PRESET = "small"
 TIGHT, LOOSE = 2e-2, 6.0  # fractions of the epoch-2 update (module docstring)
-# Layers whose output reaches the loss through no ReLU or max-pool: each head's last
-# convolution and D's last (the logits).
-KINK_FREE_LAYERS = ("_head/output/", "discriminator/d3/")
 
 
 def _fields(data_dir, workdir, batch_size, **extra):
@@ -113,65 +105,6 @@ def _run(fields) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _variable_paths() -> dict:
-    """Checkpoint key -> variable path. The optimizers save the trainable variables by
-    index, in the order of ``model.trainable_variables`` / ``discriminator``'s."""
-    model, disc = build_multitask_model(PRESET), build_discriminator(PRESET)
-    MultiTaskAdversarialTrainer(model, disc, TrainerConfig()).build_all()
-    key = "{}/_trainable_variables/{}/.ATTRIBUTES/VARIABLE_VALUE"
-    paths = {
-        key.format("task_optimizer", i): v.path for i, v in enumerate(model.trainable_variables)
-    }
-    for i, v in enumerate(disc.trainable_variables):
-        paths[key.format("disc_optimizer", i)] = v.path
-    return paths
-
-
-def _checkpoint(directory) -> dict:
-    """Trainable variables (saved in the optimizers' lists) and BN moving statistics."""
-    reader = tf.train.load_checkpoint(str(directory))
-    return {
-        k: reader.get_tensor(k)
-        for k in reader.get_variable_to_shape_map()
-        if k.startswith(("model/", "discriminator/")) or "_trainable_variables/" in k
-    }
-
-
-def weight_errors(run_dir, reference_dir) -> dict:
-    """Key -> (error / epoch-2 update, error, bound slack of 4 ulp) for every variable
-    of ``run_dir``'s last checkpoint against the reference's."""
-    ref = os.path.join(str(reference_dir), "checkpoints")
-    run = _checkpoint(os.path.join(str(run_dir), "checkpoints"))
-    final = _checkpoint(os.path.join(ref, "ckpt-2"))
-    before = _checkpoint(os.path.join(ref, "ckpt-1"))
-    assert len(run) > 50 and run.keys() == final.keys()
-    errors = {}
-    for key, y in final.items():
-        update = float(np.abs(y - before[key]).max())
-        ulps = 4 * float(np.finfo(np.float32).eps * np.abs(y).max())
-        errors[key] = (update, float(np.abs(run[key] - y).max()), ulps)
-    return errors
-
-
-def well_conditioned(key: str, paths: dict) -> bool:
-    """BN moving statistics (saved under model/ and discriminator/) and the kink-free
-    layers' variables."""
-    if key.startswith(("model/", "discriminator/")):
-        return True
-    return any(layer in paths[key] for layer in KINK_FREE_LAYERS)
-
-
-def assert_weights_within(errors: dict, keys, fraction: float, label: str):
-    bad, worst = [], (0.0, "")
-    for key in keys:
-        update, error, ulps = errors[key]
-        worst = max(worst, (error / update if update else 0.0, key))
-        if not error <= fraction * update + ulps:
-            bad.append(f"{key}: {error:.3g} > {fraction} x update {update:.3g} + {ulps:.2g}")
-    print(f"{label}: largest error / epoch-2 update {worst[0]:.3g} ({worst[1]})")
-    assert not bad, f"{label} variables outside {fraction} x their update: {bad}"
-
-
 def test_mirrored_replicas_train_the_one_device_run(tiny_synthetic_dir, tmp_path):
     # Both in the same two-logical-CPU process setup (thread pools included); "auto" on
     # CPUs is TF's default strategy, one device.
@@ -188,12 +121,4 @@ def test_mirrored_replicas_train_the_one_device_run(tiny_synthetic_dir, tmp_path
     assert tensorboard_tags(tmp_path / "mirrored") == tensorboard_tags(tmp_path / "single")
     assert_history_close(tmp_path / "mirrored", tmp_path / "single")
 
-    errors = weight_errors(tmp_path / "mirrored", tmp_path / "single")
-    paths = _variable_paths()
-    tight = [k for k in errors if well_conditioned(k, paths)]
-    # 3 heads' output kernel + bias, d3's kernel + bias, and 2 statistics per BN layer.
-    kink_free = [k for k in tight if k in paths]
-    assert len(kink_free) == 8, [paths[k] for k in kink_free]
-    assert len(tight) > 40
-    assert_weights_within(errors, tight, TIGHT, "well-conditioned")
-    assert_weights_within(errors, [k for k in errors if k not in tight], LOOSE, "kinked")
+    assert_weights_close(tmp_path / "mirrored", tmp_path / "single", TIGHT, LOOSE)
