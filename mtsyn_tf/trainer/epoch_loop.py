@@ -18,10 +18,12 @@ training by more than N× (``benchmarks/train_step.py`` reports the ratio).
 from __future__ import annotations
 
 import hashlib
+import time
 
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 
 def distribute_global_batches(strategy, make_dataset, per_replica_batch: int):
@@ -113,6 +115,13 @@ def run_epochs(
         if trainer.stop_training:
             break
     callback_list.on_train_end(dict(logs))
+    # Closing the input pipeline (tf.data cancels and joins its threads) has been seen to
+    # take up to a minute, intermittently (issue 13); timed so a slow close shows in the log.
+    closing = time.perf_counter()
+    del iterator
+    seconds = time.perf_counter() - closing
+    if seconds > 1.0:
+        logging.warning("Closing the training input pipeline took %.1f s.", seconds)
     return logs
 
 

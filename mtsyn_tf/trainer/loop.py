@@ -199,14 +199,18 @@ def _train(cfg: RunConfig, preset: dict, extra_callbacks, cluster: Cluster | Non
         "weights_sha256": weights_digest(trainer.model.weights + trainer.discriminator.weights),
     }
     if eval_ds is not None:
+        evaluating = time.time()
         results["eval"] = {
             k: float(v) for k, v in trainer.evaluate(eval_ds, verbose=0, return_dict=True).items()
         }
         write_json_atomic(os.path.join(cfg.workdir, "eval.json"), results["eval"])
+        logging.info("Held-out evaluation: %.1f s.", time.time() - evaluating)
     if chief:
+        exporting = time.time()
         results["base_saved_model"] = export_base(
             trainer.model, os.path.join(cfg.workdir, "saved_model_base")
         )
+        logging.info("Base SavedModel written in %.1f s.", time.time() - exporting)
     return results
 
 

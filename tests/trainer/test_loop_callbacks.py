@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import types
 
 import keras
 import numpy as np
@@ -75,3 +76,42 @@ def test_epoch_tensorboard_still_writes_batches_at_a_batch_frequency(tmp_path):
     per_step = _run(EpochTensorBoard(str(tmp_path / "tb"), update_freq=1, write_graph=False))
     assert per_step == [2] * 6
     np.testing.assert_array_equal(_scalars(str(tmp_path / "tb"))["batch_loss"], [0.5, 1.5, 2.5] * 2)
+
+
+class _MeanStep(keras.Model):
+    """The least a trainer needs for ``run_epochs``: a ``train_step`` returning logs."""
+
+    def train_step(self, batch):
+        return {"loss": tf.reduce_mean(batch)}
+
+
+def _run_epochs_with_clock(monkeypatch, seconds_to_close):
+    """``run_epochs`` with a clock that makes closing the input pipeline take this long."""
+    from mtsyn_tf.trainer import epoch_loop
+
+    ticks = iter([0.0, seconds_to_close])  # the loop's own clock only
+    monkeypatch.setattr(epoch_loop, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    dataset = tf.data.Dataset.range(100).map(lambda i: tf.cast(i, tf.float32)).batch(2)
+    return epoch_loop.run_epochs(
+        _MeanStep(),
+        tf.distribute.get_strategy(),
+        dataset,
+        [],
+        epochs=1,
+        initial_epoch=0,
+        steps_per_epoch=3,
+    )
+
+
+def test_a_slow_close_of_the_input_pipeline_is_logged(monkeypatch, caplog):
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.INFO)  # an earlier app.run may have raised it
+    with caplog.at_level("WARNING"):
+        logs = _run_epochs_with_clock(monkeypatch, 2.5)
+    assert logs == {"loss": 4.5}  # batches [0, 1], [2, 3], [4, 5]: the last one's mean
+    assert "Closing the training input pipeline took 2.5 s." in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        _run_epochs_with_clock(monkeypatch, 0.2)
+    assert "Closing the training input pipeline" not in caplog.text
