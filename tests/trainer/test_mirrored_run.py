@@ -68,11 +68,10 @@ from test_multi_worker import (  # noqa: E402 - sibling test module (rootdir imp
     tensorboard_tags,
 )
 
-from tests.trainer.weight_checks import PRESET, assert_weights_close
+from tests.trainer.weight_checks import LOOSE, PRESET, TIGHT, assert_weights_close
 
 HELPER = os.path.join(os.path.dirname(__file__), "mirrored_run.py")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TIGHT, LOOSE = 2e-2, 6.0  # fractions of the epoch-2 update (module docstring)
 
 
 def _fields(data_dir, workdir, batch_size, **extra):

@@ -85,11 +85,10 @@ from mtsyn_tf.trainer.cluster import (
 )
 from mtsyn_tf.trainer.config import RunConfig, TrainerConfig
 from mtsyn_tf.trainer.loop import train
-from tests.trainer.weight_checks import assert_weights_close
+from tests.trainer.weight_checks import LOOSE, TIGHT, assert_weights_close
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "scripts", "train_multi_worker.py")
-TIGHT, LOOSE = 2e-2, 6.0  # fractions of the epoch-2 update (module docstring)
 
 
 # ------------------------------------------------------------------ cluster configuration

@@ -19,6 +19,9 @@ from mtsyn_tf.trainer.config import TrainerConfig
 from mtsyn_tf.trainer.mtl_adversarial import MultiTaskAdversarialTrainer
 
 PRESET = "small"
+# The two levels' bounds, in fractions of a variable's epoch-2 update (derived in
+# test_mirrored_run.py's and test_multi_worker.py's docstrings).
+TIGHT, LOOSE = 2e-2, 6.0
 # Layers whose output reaches the loss through no ReLU or max-pool: each head's last
 # convolution and D's last (the logits).
 KINK_FREE_LAYERS = ("_head/output/", "discriminator/d3/")
