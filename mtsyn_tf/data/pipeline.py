@@ -329,6 +329,11 @@ def make_eval_dataset(
             f"grayscale_channel must be None, 0, 1 or 2. Received: grayscale_channel={grayscale_channel}"
         )
     files = _synthetic_files(synthetic_dir, split, verify=False)
+    # The manifest's record count makes the pass's length known: Keras' evaluate and
+    # progress bars then expect exactly that many batches instead of reading until the
+    # data ends (which Keras reports as "Your input ran out of data"). A shard holding
+    # another count than its manifest says fails with tf.data's cardinality error.
+    num_records = shards.split_num_records(synthetic_dir, split)
 
     def prepare(record):
         example = augment.center_crop_and_resize(decode_training_record(record), image_size)
@@ -337,5 +342,6 @@ def make_eval_dataset(
             example["image"] = tf.repeat(channel, 3, axis=-1)
         return to_model_targets(example)
 
-    ds = tf.data.TFRecordDataset(files).map(prepare, num_parallel_calls=AUTOTUNE)
+    ds = tf.data.TFRecordDataset(files).apply(tf.data.experimental.assert_cardinality(num_records))
+    ds = ds.map(prepare, num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size).prefetch(AUTOTUNE)

@@ -77,6 +77,24 @@ def test_eval_dataset_is_centre_crop(synthetic_dir, make_sample):
     np.testing.assert_array_equal(gray["image"][..., 0], batches[0]["image"][..., 1])
 
 
+def test_eval_dataset_length_is_known_so_keras_expects_it(synthetic_dir):
+    # Without a known length Keras' evaluate reads until the data ends and then warns
+    # "Your input ran out of data" (it did after every demo run's held-out evaluation).
+    import warnings
+
+    import keras
+
+    ds = pipeline.make_eval_dataset(synthetic_dir, "val", batch_size=2, image_size=8)
+    assert int(ds.cardinality()) == 2  # 3 records in batches of 2
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs)))
+    model.compile(loss="mse")
+    pairs = ds.map(lambda b: (b["image"], b["depth"][:, 0, 0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.evaluate(pairs, verbose=0)
+
+
 def test_pipeline_errors(tmp_path, synthetic_dir):
     with pytest.raises(ValueError, match="holds no shards"):
         pipeline.make_training_dataset(str(tmp_path))
