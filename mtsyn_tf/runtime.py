@@ -13,9 +13,11 @@ Three decisions, each measured (README "Performance"):
   are large convolutions/matmuls that use every core themselves, and two of them running
   side by side only fight over the same cores.
 * **tf.data gets a share, not the whole machine.** ``dataset_options()`` bounds the input
-  pipeline's private thread pool and autotune's CPU budget, so prefetching the next batch
-  does not steal cores from the step it overlaps (issue 13: on 2 cores the `small` step
-  ran at ~14 img/s inside ``fit`` vs 25.5 alone, with half the CPU time in the kernel).
+  pipeline's private thread pool, so prefetching the next batch does not steal cores
+  from the step it overlaps (issue 13: on 2 cores the `small` step ran at ~14 img/s
+  inside ``fit`` vs 25.5 alone, with half the CPU time in the kernel). Autotuning is off
+  for the training stream: within that pool it has nothing to choose, and its
+  optimisation thread made closing the stream take up to a minute (``dataset_options``).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def thread_plan(cores: int | None = None) -> dict:
 
     intra-op = cores (each big op uses them all); inter-op = 1 up to 4 cores (independent
     ops run one after the other instead of splitting the same cores), else 2; tf.data's
-    private pool = half the cores (at least 1), its autotune CPU budget the same.
+    private pool = half the cores (at least 1).
     """
     cores = cpu_cores() if cores is None else cores
     if cores < 1:
@@ -101,7 +103,20 @@ def configure_threads(cores: int | None = None, collectives: bool = False) -> di
 
 
 def dataset_options(deterministic: bool, cores: int | None = None):
-    """``tf.data.Options`` for a training input pipeline that overlaps the step."""
+    """``tf.data.Options`` for a training input pipeline that overlaps the step.
+
+    The pipeline runs in a private pool of ``data_threads`` threads, one op at a time
+    per element. Autotuning is off: every ``AUTOTUNE`` parallelism is then the pool's
+    size and prefetch buffers still grow on demand (tf.data's legacy prefetch tuner),
+    which is what autotune settled on within this pool anyway. Its optimisation thread
+    sleeps up to 60 s between rounds, and when an iterator is deleted the wake-up can
+    come before the cancellation is marked done (TF 2.21's ``Model::OptimizeLoop``
+    checks ``IsCancelled()`` after a notify sent while cancellation is still running):
+    the thread sleeps again and the deletion waits for it. Closing the training stream
+    at the end of a run took 12-59 s in demos, and 36-54 s in 3 of 8 trials of
+    ``benchmarks/close_training_stream.py`` (each the time left to the thread's next
+    round); without the thread it takes milliseconds.
+    """
     import tensorflow as tf
 
     plan = thread_plan(cores)
@@ -109,7 +124,7 @@ def dataset_options(deterministic: bool, cores: int | None = None):
     options.deterministic = deterministic
     options.threading.private_threadpool_size = plan["data_threads"]
     options.threading.max_intra_op_parallelism = 1
-    options.autotune.cpu_budget = plan["data_threads"]
+    options.autotune.enabled = False
     return options
 
 

@@ -101,7 +101,7 @@ def test_dataset_options_bound_tf_data_to_its_share():
     assert options.deterministic is True
     assert options.threading.private_threadpool_size == 2
     assert options.threading.max_intra_op_parallelism == 1
-    assert options.autotune.cpu_budget == 2
+    assert options.autotune.enabled is False  # its thread stalled closing the stream
 
 
 def test_the_training_pipeline_takes_the_runtime_share(tiny_synthetic_dir):
@@ -112,7 +112,7 @@ def test_the_training_pipeline_takes_the_runtime_share(tiny_synthetic_dir):
     )
     options = ds.options()
     assert options.threading.private_threadpool_size == runtime.thread_plan()["data_threads"]
-    assert options.autotune.cpu_budget == runtime.thread_plan()["data_threads"]
+    assert options.autotune.enabled is False
     assert options.deterministic is True
 
 

@@ -115,8 +115,9 @@ def run_epochs(
         if trainer.stop_training:
             break
     callback_list.on_train_end(dict(logs))
-    # Closing the input pipeline (tf.data cancels and joins its threads) has been seen to
-    # take up to a minute, intermittently (issue 13); timed so a slow close shows in the log.
+    # Closing the input pipeline (tf.data cancels and joins its threads) took up to a
+    # minute while tf.data autotuning was on (runtime.dataset_options says why; issue 13).
+    # Still timed, so a slow close shows in the log whatever pipeline the caller passes.
     closing = time.perf_counter()
     del iterator
     seconds = time.perf_counter() - closing
