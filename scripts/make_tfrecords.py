@@ -47,9 +47,21 @@ flags.DEFINE_bool("overwrite", False, "Replace splits that already exist in outp
 flags.DEFINE_integer("max_examples", None, "Convert at most this many examples per split.")
 flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Real photos only: PNG or JPEG.")
 flags.DEFINE_string("places365_data_dir", None, "tfds data_dir holding places365_small.")
+flags.DEFINE_integer(
+    "real_short_side",
+    real_domain.PLACES365_SIDE,
+    "Real photos only: store larger photos downscaled to this shorter side (Places365's "
+    "256 px, the paper's real domain); 0 stores them at full size.",
+)
 
 
-def _samples(source: str, input_dir: str | None, split: str, places365_data_dir: str | None):
+def _samples(
+    source: str,
+    input_dir: str | None,
+    split: str,
+    places365_data_dir: str | None,
+    short_side: int | None,
+):
     if source in SYNTHETIC_SOURCES or source == "real_folder":
         if not input_dir:
             raise ValueError(f"--source={source} needs --input_dir (or --manual_dir).")
@@ -62,10 +74,12 @@ def _samples(source: str, input_dir: str | None, split: str, places365_data_dir:
 
         return convert.iter_samples(input_dir, split)
     if source == "real_folder":
-        return real_domain.iter_real_samples(input_dir, split)
+        return real_domain.iter_real_samples(input_dir, split, short_side=short_side)
     if source == "embedded_real":
-        return real_domain.iter_real_samples(real_domain.EMBEDDED, split)
-    return real_domain.iter_real_samples(real_domain.PLACES365, split, places365_data_dir)
+        return real_domain.iter_real_samples(real_domain.EMBEDDED, split, short_side=short_side)
+    return real_domain.iter_real_samples(
+        real_domain.PLACES365, split, places365_data_dir, short_side
+    )
 
 
 def make_tfrecords(
@@ -78,8 +92,13 @@ def make_tfrecords(
     max_examples: int | None = None,
     image_format: str = "png",
     places365_data_dir: str | None = None,
+    real_short_side: int | None = real_domain.PLACES365_SIDE,
 ) -> dict:
-    """Converts each split; returns ``{split: {"shards": [...], "sample_grid": path}}``."""
+    """Converts each split; returns ``{split: {"shards": [...], "sample_grid": path}}``.
+
+    ``real_short_side``: real photos larger than this are stored downscaled to it
+    (``real_domain.limit_short_side``); ``None`` keeps them at full size.
+    """
     if source not in SYNTHETIC_SOURCES + REAL_SOURCES:
         raise ValueError(
             f"source must be one of {SYNTHETIC_SOURCES + REAL_SOURCES}. Received: source={source!r}"
@@ -88,7 +107,7 @@ def make_tfrecords(
     name = {"embedded_real": real_domain.EMBEDDED}.get(source, source)
     results = {}
     for split in splits:
-        samples = _samples(source, input_dir, split, places365_data_dir)
+        samples = _samples(source, input_dir, split, places365_data_dir, real_short_side)
         if max_examples is not None:
             samples = itertools.islice(samples, max_examples)
         results[split] = writer.write_dataset(
@@ -112,6 +131,11 @@ def main(argv):
             f"--input_dir={FLAGS.input_dir!r}, --manual_dir={FLAGS.manual_dir!r}"
         )
     check_output_dir(FLAGS.output_dir, "--output_dir")
+    if FLAGS.real_short_side and FLAGS.real_short_side < real_domain.MIN_PHOTO_SIDE:
+        raise ValueError(
+            f"--real_short_side must be 0 (full size) or >= {real_domain.MIN_PHOTO_SIDE}. "
+            f"Received: --real_short_side={FLAGS.real_short_side}"
+        )
     results = make_tfrecords(
         FLAGS.source,
         FLAGS.output_dir,
@@ -122,6 +146,7 @@ def main(argv):
         max_examples=FLAGS.max_examples,
         image_format=FLAGS.image_format,
         places365_data_dir=FLAGS.places365_data_dir,
+        real_short_side=FLAGS.real_short_side or None,
     )
     print(json.dumps(results, indent=2))
 

@@ -6,11 +6,14 @@ photo, randomly flipped and colour-jittered. Sources (``source`` argument):
 
 * ``"embedded"`` (default): the photos that ship inside scikit-image (astronaut,
   chelsea, coffee, rocket, stereo_motorcycle left/right) and scikit-learn (china.jpg,
-  flower.jpg). Eight photos are far too few for real training but need no download,
-  so smoke tests and the laptop demo always have a real domain.
+  flower.jpg), at Places365's 256 px short side. Eight photos are far too few for real
+  training but need no download, so smoke tests and the laptop demo always have a real
+  domain.
 * a directory with a ``manifest.json`` of kind "real": TFRecord shards written by
   ``write_real_shards`` / ``scripts/make_tfrecords.py``.
-* any other directory: a folder of JPEG/PNG photos, searched recursively.
+* any other directory: a folder of JPEG/PNG photos, searched recursively, read at their
+  own size every step (``write_real_shards`` stores them at Places365's scale instead,
+  decoded once when they fit the cache).
 * ``"places365"``: tfds ``places365_small`` (the paper's real domain), once prepared
   under ``places365_data_dir``.
 """
@@ -38,6 +41,12 @@ _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 # Smallest photo side accepted: a real crop covers >= min_scale (0.3) of the shorter side,
 # so below 16 px a "photo" is a handful of pixels blown up to 227 (an icon, not a scene).
 MIN_PHOTO_SIDE = 16
+# Places365-Standard's photos (the paper's real domain; tfds ``places365_small``) are
+# 256 px on a side. Real shards store larger photos downscaled to that short side, so the
+# crops D sees show scenes at the scale the paper's D saw, and a training crop of a 256 px
+# photo is mostly an upscale (``ResizeBilinear``, ~1/6 of the CPU of an antialiased
+# downscale of a full-size photo, which ran on the step's cores: issue 13).
+PLACES365_SIDE = 256
 
 
 # ------------------------------------------------------------------ numpy-side sources
@@ -59,6 +68,32 @@ def embedded_photos() -> list[dict]:
         sample["image"] = np.ascontiguousarray(sample["image"][..., :3], dtype=np.uint8)
         sample["source"] = EMBEDDED
     return samples
+
+
+def _check_short_side(short_side) -> None:
+    valid = isinstance(short_side, int) and not isinstance(short_side, bool)
+    if short_side is not None and not (valid and short_side >= MIN_PHOTO_SIDE):
+        raise ValueError(
+            f"short_side must be None (keep full size) or an integer >= {MIN_PHOTO_SIDE}. "
+            f"Received: short_side={short_side!r}"
+        )
+
+
+def limit_short_side(image: np.ndarray, short_side: int | None) -> np.ndarray:
+    """``image`` area-downscaled (aspect kept) so its shorter side is ``short_side``.
+
+    A photo whose shorter side is already at most ``short_side``, or ``short_side=None``,
+    is returned unchanged (never upscaled).
+    """
+    _check_short_side(short_side)
+    if short_side is None:
+        return image
+    height, width = image.shape[:2]
+    scale = short_side / min(height, width)
+    if scale >= 1:
+        return image
+    size = (max(short_side, round(width * scale)), max(short_side, round(height * scale)))
+    return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
 
 
 def folder_photo_paths(folder: str) -> list[str]:
@@ -134,9 +169,24 @@ def _places365_builder(data_dir: str | None):
 
 
 def iter_real_samples(
-    source: str, split: str = "train", places365_data_dir: str | None = None
+    source: str,
+    split: str = "train",
+    places365_data_dir: str | None = None,
+    short_side: int | None = PLACES365_SIDE,
 ) -> Iterator[dict]:
-    """Full-size real samples ``{"image", "image_id", "source"}`` from any source."""
+    """Real samples ``{"image", "image_id", "source"}`` from any source.
+
+    Photos whose shorter side exceeds ``short_side`` are area-downscaled to it
+    (``limit_short_side``; Places365's 256 px by default, ``None`` keeps full size).
+    """
+    _check_short_side(short_side)  # now, not when the first photo is drawn
+    return (
+        {**sample, "image": limit_short_side(sample["image"], short_side)}
+        for sample in _iter_full_size(source, split, places365_data_dir)
+    )
+
+
+def _iter_full_size(source: str, split: str, places365_data_dir: str | None) -> Iterator[dict]:
     if source == EMBEDDED:
         yield from embedded_photos()
     elif source == PLACES365:
@@ -158,13 +208,16 @@ def write_real_shards(
     overwrite: bool = False,
     max_examples: int | None = None,
     places365_data_dir: str | None = None,
+    short_side: int | None = PLACES365_SIDE,
 ) -> dict:
-    """Writes a real domain's full-size photos as real shards + manifest + sample grid.
+    """Writes a real domain's photos as real shards + manifest + sample grid.
 
     ``source`` is "embedded", "places365" or a photo folder; the shard directory can
-    then be used as ``source`` of ``make_real_dataset``.
+    then be used as ``source`` of ``make_real_dataset``. Photos larger than
+    ``short_side`` (Places365's 256 px) are stored downscaled to it; ``None`` stores
+    them at full size.
     """
-    samples = iter_real_samples(source, split, places365_data_dir)
+    samples = iter_real_samples(source, split, places365_data_dir, short_side)
     if max_examples is not None:
         samples = itertools.islice(samples, max_examples)
     name = source if source in (EMBEDDED, PLACES365) else "real_folder"
@@ -220,9 +273,11 @@ def photo_stream(source, split, places365_data_dir, seed, cache_mb):
 def _decoded_images(source, split, places365_data_dir, seed) -> tf.data.Dataset:
     """Unbounded, shuffled stream of decoded uint8 [H, W, 3] photos (not real shards)."""
     if source == EMBEDDED:
+        # At Places365's scale, as ``write_real_shards`` stores them: the same real domain
+        # read directly or from the demo's shards.
         encoded = [
             cv2.imencode(".png", cv2.cvtColor(s["image"], cv2.COLOR_RGB2BGR))[1].tobytes()
-            for s in embedded_photos()
+            for s in iter_real_samples(EMBEDDED)
         ]
         ds = tf.data.Dataset.from_tensor_slices(encoded)
         ds = ds.map(lambda png: tf.io.decode_png(png, channels=3)).cache()

@@ -3,8 +3,9 @@ import os
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from mtsyn_tf.data import real_domain, shards
+from mtsyn_tf.data import real_domain, schema, shards
 
 # One flat RGB colour per photo: any crop, resize or flip of photo i is exactly colour i,
 # so the stream's images identify their source photo and channel order. Values chosen
@@ -52,6 +53,41 @@ def test_embedded_photos():
     )
     for p in photos:
         assert p["image"].dtype == np.uint8 and p["image"].ndim == 3 and p["image"].shape[2] == 3
+
+
+def test_limit_short_side_downscales_to_places365_scale_only():
+    rng = np.random.default_rng(0)
+    wide = rng.integers(0, 256, (427, 640, 3), dtype=np.uint8)
+    small = real_domain.limit_short_side(wide, 256)
+    assert small.shape == (256, 384, 3) and small.dtype == np.uint8  # aspect kept
+    # Area averaging: each output pixel is a mean of its footprint, so the image mean stays.
+    np.testing.assert_allclose(small.mean(axis=(0, 1)), wide.mean(axis=(0, 1)), atol=1.0)
+    tall = rng.integers(0, 256, (741, 500, 3), dtype=np.uint8)
+    assert real_domain.limit_short_side(tall, 256).shape == (379, 256, 3)
+    tiny = wide[:200, :300]
+    assert real_domain.limit_short_side(tiny, 256) is tiny  # never upscaled
+    assert real_domain.limit_short_side(wide, None) is wide
+    for bad in (8, 256.0, True):
+        with pytest.raises(ValueError, match="short_side must be None"):
+            real_domain.limit_short_side(wide, bad)
+
+
+def test_real_shards_store_photos_at_places365_scale(tmp_path):
+    def stored_shapes(out, **kwargs):
+        real_domain.write_real_shards("embedded", out, **kwargs)
+        return [
+            schema.decode_real(r)["image"].shape
+            for r in tf.data.TFRecordDataset(shards.list_shards(out, "train"))
+        ]
+
+    default = stored_shapes(str(tmp_path / "default"))
+    full = stored_shapes(str(tmp_path / "full"), short_side=None)
+    originals = [p["image"].shape for p in real_domain.embedded_photos()]
+    assert full == originals
+    assert [min(s[:2]) for s in default] == [min(256, min(s[:2])) for s in originals]
+    assert min(min(s[:2]) for s in originals) > 256  # so every embedded photo was reduced
+    with pytest.raises(ValueError, match="short_side must be None"):
+        real_domain.write_real_shards("embedded", str(tmp_path / "bad"), short_side=4)
 
 
 def test_embedded_stream_shapes_and_determinism():

@@ -326,6 +326,18 @@ def case_mk_text_renamed_jpg(w):
     )
 
 
+def case_mk_short_side_too_small(w):
+    folder = w.photos(good_dot_png=png_bytes())
+    return Case(
+        "make_tfrecords.py",
+        _mk(w, f"--input_dir={folder}", "--real_short_side=8"),
+        "--real_short_side must be 0 (full size) or >= 16",
+        "--real_short_side=8",
+        absent=[w.path("out")],
+        protect=[folder],
+    )
+
+
 def case_mk_one_pixel_image(w):
     folder = w.photos(tiny_dot_png=png_bytes(1, 1))
     return Case(
