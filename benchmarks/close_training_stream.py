@@ -9,8 +9,8 @@ Each trial is a process that reads the training stream (a demo-shaped data set: 
 synthetic records, the embedded photos as real shards, batch 16) at the demo's pace
 (``--pace_s`` between batches) for ``--seconds`` (+3 s per trial) — long enough for
 autotune's period to reach its 60 s maximum (~82 s) — then deletes the iterator and
-reports how long that took.
-The trials of one setting run side by side; the two settings one after the other.
+reports how long that took. The trials of one setting run side by side, the two
+settings one after the other (~4 min in all).
 
     python benchmarks/close_training_stream.py [--trials=8] [--seconds=88]
 """
@@ -34,7 +34,7 @@ flags.DEFINE_integer("trials", 8, "Processes per setting, run side by side.")
 flags.DEFINE_float("seconds", 88.0, "Reading time of the first trial (> ~82 s); +3 s per trial.")
 flags.DEFINE_float("pace_s", 0.3, "Pause between batches (the demo's step time).")
 flags.DEFINE_integer("synthetic_records", 48, "Synthetic records written for the trials.")
-flags.DEFINE_string("worker", None, "Internal: 'library' or 'autotune' runs one trial.")
+flags.DEFINE_enum("worker", None, ["library", "autotune"], "Internal: runs one trial.")
 flags.DEFINE_string("data_dir", None, "Internal: the trials' data set.")
 flags.DEFINE_float("stall_s", 1.0, "A close slower than this counts as a stall.")
 

@@ -105,17 +105,18 @@ def configure_threads(cores: int | None = None, collectives: bool = False) -> di
 def dataset_options(deterministic: bool, cores: int | None = None):
     """``tf.data.Options`` for a training input pipeline that overlaps the step.
 
-    The pipeline runs in a private pool of ``data_threads`` threads, one op at a time
-    per element. Autotuning is off: every ``AUTOTUNE`` parallelism is then the pool's
-    size and prefetch buffers still grow on demand (tf.data's legacy prefetch tuner),
-    which is what autotune settled on within this pool anyway. Its optimisation thread
-    sleeps up to 60 s between rounds, and when an iterator is deleted the wake-up can
-    come before the cancellation is marked done (TF 2.21's ``Model::OptimizeLoop``
-    checks ``IsCancelled()`` after a notify sent while cancellation is still running):
-    the thread sleeps again and the deletion waits for it. Closing the training stream
-    at the end of a run took 12-59 s in demos, and 36-54 s in 3 of 8 trials of
-    ``benchmarks/close_training_stream.py`` (each the time left to the thread's next
-    round); without the thread it takes milliseconds.
+    The pipeline runs in a private pool of ``data_threads`` threads, each op on one
+    thread. Autotuning is off: every ``AUTOTUNE`` parallelism is then the pool's size
+    (autotune could not go beyond it either) and prefetch buffers still grow on demand
+    (tf.data's legacy prefetch tuner); the driver's speed is the same either way
+    (``benchmarks/fit_vs_step.py``). Autotune's optimisation thread sleeps up to 60 s
+    between rounds. Deleting an iterator wakes it from a cancellation callback, but
+    TensorFlow marks the cancellation done only after every callback and child has run
+    (``CancellationManager::StartCancel``); a thread that wakes in between sees "not
+    cancelled" and sleeps again (``Model::OptimizeLoop``, TF 2.21), and the deletion
+    waits for it. Closing the training stream at the end of a run took 12-59 s in
+    demos, and 36-54 s in 3 of 8 trials of ``benchmarks/close_training_stream.py``
+    (each the time left to the thread's next round); without the thread, milliseconds.
     """
     import tensorflow as tf
 
