@@ -344,4 +344,9 @@ def make_eval_dataset(
 
     ds = tf.data.TFRecordDataset(files).apply(tf.data.experimental.assert_cardinality(num_records))
     ds = ds.map(prepare, num_parallel_calls=AUTOTUNE)
-    return ds.batch(batch_size).prefetch(AUTOTUNE)
+    # No autotuning thread: deleting an iterator can wait out its sleep (up to 60 s once
+    # a pass has run for a minute or more; runtime.dataset_options). Without it every
+    # AUTOTUNE parallelism takes tf.data's default (the cores available, at most 16).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.batch(batch_size).prefetch(AUTOTUNE).with_options(options)

@@ -86,6 +86,7 @@ def test_eval_dataset_length_is_known_so_keras_expects_it(synthetic_dir):
 
     ds = pipeline.make_eval_dataset(synthetic_dir, "val", batch_size=2, image_size=8)
     assert int(ds.cardinality()) == 2  # 3 records in batches of 2
+    assert ds.options().autotune.enabled is False  # its thread can stall a closing pass
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs)))
     model.compile(loss="mse")
