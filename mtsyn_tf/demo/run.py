@@ -141,12 +141,20 @@ def render_synthetic_data(cfg: DemoConfig, path: str) -> dict:
 def _real_domain(path: str) -> dict:
     from mtsyn_tf.data import real_domain, shards
 
-    if os.path.exists(os.path.join(path, shards.MANIFEST_NAME)):
+    # Shards written with other settings (before the photos were stored at Places365's
+    # scale, or another short side) hold other pixels: they are written again.
+    settings = {"source": real_domain.EMBEDDED, "short_side": real_domain.PLACES365_SIDE}
+    stamp = os.path.join(path, "demo_real_settings.json")
+    if os.path.exists(stamp) and json.load(open(stamp)) == settings:
         return {
             "reused": True,
             "records": shards.read_manifest(path)["splits"]["train"]["num_records"],
         }
-    return real_domain.write_real_shards(real_domain.EMBEDDED, path, overwrite=True)
+    summary = real_domain.write_real_shards(
+        real_domain.EMBEDDED, path, overwrite=True, short_side=settings["short_side"]
+    )
+    write_json_atomic(stamp, settings)
+    return summary
 
 
 def _run_config(cfg: DemoConfig):

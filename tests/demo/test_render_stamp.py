@@ -1,4 +1,4 @@
-"""The demo reuses a rendered set only when it was rendered with the same pixels' recipe."""
+"""The demo reuses a rendered set (or real shards) only when made with the same pixels' recipe."""
 
 import json
 import os
@@ -37,3 +37,26 @@ def test_stamp_reuses_same_settings_and_rerenders_after_a_renderer_revision(tmp_
     monkeypatch.setattr(generate, "RENDER_REVISION", generate.RENDER_REVISION + 1)
     demo_run.render_synthetic_data(cfg, path)
     assert len(calls) == 2
+
+
+def test_real_shards_are_reused_only_with_the_same_short_side(tmp_path, monkeypatch):
+    from mtsyn_tf.data import real_domain
+
+    calls = []
+    write = real_domain.write_real_shards
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("short_side"))
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(real_domain, "write_real_shards", counted)
+    path = str(tmp_path / "real")
+    # Shards of an older demo (full-size photos, no stamp) are written again.
+    write(real_domain.EMBEDDED, path, short_side=None)
+    demo_run._real_domain(path)
+    assert calls == [real_domain.PLACES365_SIDE]
+    assert demo_run._real_domain(path) == {"reused": True, "records": 8}
+    assert len(calls) == 1
+    monkeypatch.setattr(real_domain, "PLACES365_SIDE", 300)
+    demo_run._real_domain(path)
+    assert calls == [256, 300]
