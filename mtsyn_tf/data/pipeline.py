@@ -331,9 +331,9 @@ def make_eval_dataset(
     files = _synthetic_files(synthetic_dir, split, verify=False)
     # The manifest's record count makes the pass's length known: Keras' evaluate and
     # progress bars then expect exactly that many batches instead of reading until the
-    # data ends (which Keras reports as "Your input ran out of data"). A shard holding
-    # another count than its manifest says fails with tf.data's cardinality error.
-    num_records = shards.split_num_records(synthetic_dir, split)
+    # data ends (which Keras reports as "Your input ran out of data"). The "size" check
+    # reads no shard; a truncated one is named here instead of failing mid-pass.
+    num_records = shards.verify_shards(synthetic_dir, split, level="size")
 
     def prepare(record):
         example = augment.center_crop_and_resize(decode_training_record(record), image_size)

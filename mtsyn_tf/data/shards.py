@@ -189,13 +189,6 @@ def find_corrupt_shard(data_dir: str) -> None:
             count_records(path)
 
 
-def split_num_records(data_dir: str, split: str) -> int:
-    """The number of records of ``split`` as the manifest lists them (no shard is read)."""
-    list_shards(data_dir, split)  # the same clear errors for a missing split or shard
-    shards_ = read_manifest(data_dir)["splits"][split]["shards"]
-    return sum(int(shard["num_records"]) for shard in shards_)
-
-
 def total_bytes(data_dir: str, split: str) -> int:
     return sum(os.path.getsize(p) for p in list_shards(data_dir, split))
 

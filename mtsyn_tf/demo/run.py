@@ -97,6 +97,14 @@ class _Timer:
         return result
 
 
+def _stamped_with(stamp: str, settings: dict) -> bool:
+    """Whether the data beside ``stamp`` was made with exactly ``settings`` (reusable)."""
+    if not os.path.exists(stamp):
+        return False
+    with open(stamp) as f:
+        return json.load(f) == settings
+
+
 def render_synthetic_data(cfg: DemoConfig, path: str) -> dict:
     from mtsyn_tf.data import shards
     from mtsyn_tf.render.generate import RENDER_REVISION, RenderConfig, generate_dataset
@@ -112,7 +120,7 @@ def render_synthetic_data(cfg: DemoConfig, path: str) -> dict:
         "render_revision": RENDER_REVISION,
     }
     stamp = os.path.join(path, "demo_render_settings.json")
-    if os.path.exists(stamp) and json.load(open(stamp)) == settings:
+    if _stamped_with(stamp, settings):
         shards.list_shards(path, "train")
         logging.info("Reusing the rendered set in %s (same settings).", path)
         return {"reused": True, **settings}
@@ -145,7 +153,7 @@ def _real_domain(path: str) -> dict:
     # scale, or another short side) hold other pixels: they are written again.
     settings = {"source": real_domain.EMBEDDED, "short_side": real_domain.PLACES365_SIDE}
     stamp = os.path.join(path, "demo_real_settings.json")
-    if os.path.exists(stamp) and json.load(open(stamp)) == settings:
+    if _stamped_with(stamp, settings):
         return {
             "reused": True,
             "records": shards.read_manifest(path)["splits"]["train"]["num_records"],
