@@ -12,6 +12,10 @@ PyTorch step in one run. Each variant computes the same function with the same w
   ``space_to_batch`` → 2×2 sub-images of 12×12 → conv → ``batch_to_space`` and crop,
   which computes 14×14 outputs for the 13×13 kept (16 % extra work on the largest layer)
   and copies the activations and their gradients twice more.
+* ``fc6_dense``: fc6's im2col matmul over every output row, its zero padding multiplied
+  too, as before ``ConvBNAct`` skipped the padding's rows (one matmul per kernel row over
+  the rows where it reads the input: 23 % of fc6's multiply-adds; see
+  ``mtsyn_tf/models/layers.py``). Its FLOPs are the nominal ones the benchmarks count.
 * ``deconv_conv``: every transposed convolution of the heads through Keras'
   Conv2DTranspose (oneDNN/Eigen's transposed convolution), as before the library took
   the matmul + col2im form for the wide-to-narrow ones (Deconv8, output; see
@@ -33,7 +37,7 @@ PyTorch step in one run. Each variant computes the same function with the same w
 from __future__ import annotations
 
 # Combine with "+".
-VARIANTS = ("keras", "fc_conv", "deconv_conv", "keras_bn", "heads_fused", "keras_adam")
+VARIANTS = ("keras", "fc_conv", "fc6_dense", "deconv_conv", "keras_bn", "heads_fused", "keras_adam")
 
 
 def _batch_norms(model):
@@ -90,6 +94,10 @@ def apply(model, variant: str):
         for layer in (model.backbone.fc6, model.backbone.fc7):
             layer.use_matmul = False
             switched.append(layer)
+    dense = []
+    if "fc6_dense" in variant:
+        model.backbone.fc6.skip_padding_rows = False
+        dense.append(model.backbone.fc6)
     patched_heads = []
     if "deconv_conv" in variant:
         from mtsyn_tf.models.alexnet import heads as alexnet_heads
@@ -128,6 +136,8 @@ def apply(model, variant: str):
             del layer.call
         for layer in switched:
             layer.use_matmul = True
+        for layer in dense:
+            layer.skip_padding_rows = True
         if patched_model:
             del model.forward
         for module, function in patched_heads:

@@ -142,6 +142,9 @@ class ConvBNAct(layers.Layer):
                 f"transpose={transpose}"
             )
         self.conv_impl = conv_impl
+        # Not a setting (no get_config): the matmul form skips the padding's rows unless a
+        # benchmark counting nominal FLOPs turns it off (see ``_conv_as_matmul``).
+        self.skip_padding_rows = True
         # "auto": where the matmul form is the faster one (measured, README "Performance"):
         # 1×1 and dilated convolutions (Keras sends dilated ones through space_to_batch);
         # transposed convolutions are decided per input width in ``call``.
@@ -193,16 +196,17 @@ class ConvBNAct(layers.Layer):
         ``pre`` is the BatchNorm output before the activation: the feature the reference
         code feeds its discriminator ("before relu/pooling, following ganhacks").
         """
-        if self.pad is not None:
-            x = self.pad(x)
         # The patches need static spatial sizes; an input of unknown size takes Conv2D.
         static = x.shape[1] is not None and x.shape[2] is not None
         if self.use_matmul and static and not self.transpose:
-            x = self._conv_as_matmul(x)
-        elif self.use_matmul and static and self._transpose_matmul_pays(x.shape[-1]):
-            x = conv_transpose_as_matmul(self.conv, x)
+            x = self._conv_as_matmul(x)  # pads itself: it skips the padding's rows
         else:
-            x = self.conv(x)
+            if self.pad is not None:
+                x = self.pad(x)
+            if self.use_matmul and static and self._transpose_matmul_pays(x.shape[-1]):
+                x = conv_transpose_as_matmul(self.conv, x)
+            else:
+                x = self.conv(x)
         if self.bn is not None:
             x = self.bn(x, training=training)
         pre = x
@@ -218,30 +222,71 @@ class ConvBNAct(layers.Layer):
         return transpose_matmul_pays(self.kernel_size, self.filters, channels)
 
     def _conv_as_matmul(self, x):
-        """``self.conv(x)`` (VALID, stride 1) as patches × kernel, with the same variables."""
-        k, d = self.kernel_size, self.dilation_rate
-        height, width = x.shape[1] - d * (k - 1), x.shape[2] - d * (k - 1)
-        if k == 1:
-            patches = x
+        """``self.conv`` (stride 1) on ``x`` zero-padded by ``self.padding``, as patches × the
+        kernel reshaped to ``[k·C, F]`` per kernel row, with the same variables.
+
+        Output row i's kernel row ky reads input row i + d·ky − p, which for some rows is
+        padding: its products are zeros. So the form runs one matmul per kernel row, over
+        only the output rows where that kernel row lands inside the input, and adds the
+        results, each zero-padded back to the full height (a pad's gradient is a slice).
+        For fc6 (13×13 in, 6×6 dilated 2, padding 5) that is 60 of the 78 (i, ky) pairs:
+        23 % of its multiply-adds, forward and both gradients, skipped. The columns keep
+        their zero padding: splitting them as well (one matmul per column class and kernel
+        row, a kernel slice each) cost more in copies than it saved (1.12–1.18× the time).
+        ``skip_padding_rows = False`` multiplies the padding rows too (one dense im2col
+        matmul): the nominal FLOPs that benchmarks count (``benchmarks/train_step.py``).
+        """
+        k, d, f = self.kernel_size, self.dilation_rate, self.filters
+        p = self.padding if isinstance(self.padding, int) else 0
+        h, w, c = x.shape[1], x.shape[2], x.shape[3]
+        out_h, out_w = h + 2 * p - d * (k - 1), w + 2 * p - d * (k - 1)
+        kernel = ops.cast(self.conv.kernel, x.dtype)  # [k, k, C, F]
+        if not self.skip_padding_rows or p == 0 or k == 1:
+            if p:
+                x = ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
+            patches = self._patches(x, 0, out_h, out_w, range(k))
+            y = ops.matmul(patches, ops.reshape(kernel, (k * k * c, f)))
+            y = ops.reshape(y, (-1, out_h, out_w, f))
         else:
-            # Channel index (ky·k + kx)·C + c: the row-major flattening of [k, k, C, F].
-            # ops.slice, not x[...]: its gradient is a pad, a strided slice's a scatter into
-            # zeros several times slower.
-            c = x.shape[-1]
-            patches = ops.concatenate(
-                [
-                    ops.slice(x, (0, d * i, d * j, 0), (-1, height, width, c))
-                    for i in range(k)
-                    for j in range(k)
-                ],
-                axis=-1,
-            )
-        kernel = ops.cast(ops.reshape(self.conv.kernel, (-1, self.filters)), x.dtype)
-        y = ops.matmul(ops.reshape(patches, (-1, patches.shape[-1])), kernel)
-        y = ops.reshape(y, (-1, height, width, self.filters))
+            x = ops.pad(x, [[0, 0], [0, 0], [p, p], [0, 0]])  # the columns' padding only
+            # Kernel rows unstacked (gradient: one stack), not sliced (gradient: a pad of
+            # the whole kernel per slice, then their sum).
+            y = None
+            for ky, kernel_row in enumerate(ops.unstack(kernel, num=k, axis=0)):
+                first = max(0, p - d * ky)  # the output rows whose input row is not padding
+                last = min(out_h - 1, h - 1 + p - d * ky)
+                if last < first:
+                    continue
+                rows = last - first + 1
+                patches = self._patches(x, first + d * ky - p, rows, out_w, [0])
+                z = ops.matmul(patches, ops.reshape(kernel_row, (k * c, f)))
+                z = ops.reshape(z, (-1, rows, out_w, f))
+                if rows < out_h:
+                    z = ops.pad(z, [[0, 0], [first, out_h - 1 - last], [0, 0], [0, 0]])
+                y = z if y is None else y + z
+            if y is None:  # padding so wide that no tap reaches the input
+                y = ops.zeros((ops.shape(x)[0], out_h, out_w, f), x.dtype)
         if self.conv.use_bias:
             y = y + ops.cast(self.conv.bias, y.dtype)
         return y
+
+    def _patches(self, x, row, rows, cols, kernel_rows):
+        """im2col rows ``[B·rows·cols, len(kernel_rows)·k·C]`` of ``x`` (already padded) for
+        output rows ``row…row + rows − 1``: channel index (ky·k + kx)·C + c, the row-major
+        flattening of the kernel's ``[k, k, C, F]`` (ky counted within ``kernel_rows``)."""
+        k, d, c = self.kernel_size, self.dilation_rate, x.shape[-1]
+        # ops.slice, not x[...]: its gradient is a pad, a strided slice's a scatter into
+        # zeros several times slower.
+        whole = (row, rows, cols) == (0, x.shape[1], x.shape[2])  # a 1×1 kernel's one tap
+        taps = [
+            x
+            if whole and k == 1
+            else ops.slice(x, (0, row + d * ky, d * kx, 0), (-1, rows, cols, c))
+            for ky in kernel_rows
+            for kx in range(k)
+        ]
+        patches = taps[0] if len(taps) == 1 else ops.concatenate(taps, axis=-1)
+        return ops.reshape(patches, (-1, patches.shape[-1]))
 
     def compute_output_shape(self, input_shape):
         shape = input_shape

@@ -77,10 +77,12 @@ def _abs_sums(layer, x, upstream):
     return y.numpy(), dx, dk.numpy()
 
 
+@pytest.mark.parametrize("skip_padding_rows", [True, False], ids=["rows_skipped", "dense"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_matmul_path_equals_conv_path(case):
+def test_matmul_path_equals_conv_path(case, skip_padding_rows):
     kernel, padding, dilation, side, channels = CASES[case]
     conv, matmul, x = _pair(kernel, padding, dilation, side, channels)
+    matmul.skip_padding_rows = skip_padding_rows
     out_side = side + 2 * padding - dilation * (kernel - 1)
     upstream = np.random.default_rng(1).normal(size=(2, out_side, out_side, 16))
     upstream = upstream.astype(np.float32)
@@ -91,6 +93,36 @@ def test_matmul_path_equals_conv_path(case):
     lengths = (kernel * kernel * channels + 1, kernel * kernel * 16, 2 * out_side * out_side)
     names = ("output", "d_input", "d_kernel")
     assert_within_sum_bounds(case, "conv", zip(names, a, b, bounds, lengths))
+
+
+def _matmul_multiply_adds(layer, shape):
+    """Σ M·K·N over the MatMuls of ``layer``'s traced forward graph."""
+    x = tf.zeros(shape)
+    graph = tf.function(layer).get_concrete_function(x).graph
+    total = 0
+    for op in graph.get_operations():
+        if op.type == "MatMul":
+            (m, k), (_, n) = op.inputs[0].shape, op.inputs[1].shape
+            total += m * k * n
+    return total
+
+
+def test_matmul_path_skips_the_padding_rows_products():
+    # fc6's geometry: output row i's kernel row ky reads input row i + 2·ky − 5, inside the
+    # 13 rows for 60 of the 78 (i, ky) pairs; the columns keep their padding.
+    kernel, padding, dilation, side, channels = CASES["fc6_dilated"]
+    _, matmul, x = _pair(kernel, padding, dilation, side, channels)
+    out_side = side + 2 * padding - dilation * (kernel - 1)
+    pairs = sum(
+        0 <= i + dilation * ky - padding < side for i in range(out_side) for ky in range(kernel)
+    )
+    assert pairs == 60
+    skipped = _matmul_multiply_adds(matmul, x.shape)
+    matmul.skip_padding_rows = False
+    dense = _matmul_multiply_adds(matmul, x.shape)
+    per_pair = x.shape[0] * out_side * kernel * channels * 16  # B · W_out · k·C · F
+    assert dense == out_side * kernel * per_pair
+    assert skipped == pairs * per_pair
 
 
 def test_auto_picks_matmul_for_fc6_and_fc7_only():
