@@ -80,6 +80,7 @@ def compare_rows(result: dict) -> list[dict]:
             continue
         label = {
             "mtsyn_tf[keras]": "train step, mtsyn_tf",
+            "mtsyn_tf[fc6_dense]": "train step, fc6 multiplying its padding rows (before)",
             "mtsyn_tf[fc_conv]": "train step, fc6/fc7 as Conv2D (before)",
         }.get(name, f"train step, {name}")
         rows.append(
@@ -185,7 +186,7 @@ def main(argv):
             path = os.path.join(tmp, "compare.json")
             _run(
                 "compare_train_step.py",
-                "--tf_variants=keras,fc_conv",
+                "--tf_variants=keras,fc6_dense,fc_conv",
                 f"--rounds={FLAGS.rounds}",
                 f"--json_out={path}",
             )
