@@ -125,6 +125,25 @@ def test_matmul_path_skips_the_padding_rows_products():
     assert skipped == pairs * per_pair
 
 
+def test_matmul_path_where_every_tap_lands_in_the_padding():
+    # A 1-pixel input, 2 taps dilated 2, padding 1: the one output pixel's taps read rows
+    # −1 and +1, both padding. The row-skipping form has no matmul to run; the output is
+    # the bias alone, as the convolution's, and the input gets no gradient.
+    conv, matmul, x = _pair(kernel=2, padding=1, dilation=2, side=1, channels=4)
+    upstream = np.ones((2, 1, 1, 16), np.float32)
+    y_conv, dx_conv, _ = _value_and_grads(conv, x, upstream)
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = matmul(x)
+        loss = tf.reduce_sum(y * upstream)
+    dx = tape.gradient(loss, x, unconnected_gradients="zero")
+    np.testing.assert_array_equal(y.numpy(), y_conv)
+    np.testing.assert_array_equal(y.numpy(), np.broadcast_to(matmul.conv.bias.numpy(), y.shape))
+    np.testing.assert_array_equal(dx.numpy(), np.zeros_like(dx_conv))
+    np.testing.assert_array_equal(dx_conv, np.zeros_like(dx_conv))
+
+
 def test_auto_picks_matmul_for_fc6_and_fc7_only():
     from mtsyn_tf.models import build_multitask_model
 
