@@ -251,6 +251,10 @@ class ConvBNAct(layers.Layer):
             x = ops.pad(x, [[0, 0], [0, 0], [p, p], [0, 0]])  # the columns' padding only
             # Kernel rows unstacked (gradient: one stack), not sliced (gradient: a pad of
             # the whole kernel per slice, then their sum).
+            # Under mixed precision the partial results are summed in float32 and rounded
+            # once, as the one matmul's float32 accumulator did, not once per add.
+            dtype = keras.backend.standardize_dtype(x.dtype)
+            sum_dtype = "float32" if dtype in ("float16", "bfloat16") else dtype
             y = None
             for ky, kernel_row in enumerate(ops.unstack(kernel, num=k, axis=0)):
                 first = max(0, p - d * ky)  # the output rows whose input row is not padding
@@ -263,9 +267,11 @@ class ConvBNAct(layers.Layer):
                 z = ops.reshape(z, (-1, rows, out_w, f))
                 if rows < out_h:
                     z = ops.pad(z, [[0, 0], [first, out_h - 1 - last], [0, 0], [0, 0]])
+                z = ops.cast(z, sum_dtype)
                 y = z if y is None else y + z
             if y is None:  # padding so wide that no tap reaches the input
                 y = ops.zeros((ops.shape(x)[0], out_h, out_w, f), x.dtype)
+            y = ops.cast(y, x.dtype)
         if self.conv.use_bias:
             y = y + ops.cast(self.conv.bias, y.dtype)
         return y

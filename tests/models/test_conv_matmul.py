@@ -11,6 +11,9 @@ gives errors of the order of Σ|terms| itself, ~1/(K·eps) ≈ 10⁴–10⁵ tim
 
 from __future__ import annotations
 
+import collections
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -142,6 +145,39 @@ def test_matmul_path_where_every_tap_lands_in_the_padding():
     np.testing.assert_array_equal(y.numpy(), np.broadcast_to(matmul.conv.bias.numpy(), y.shape))
     np.testing.assert_array_equal(dx.numpy(), np.zeros_like(dx_conv))
     np.testing.assert_array_equal(dx_conv, np.zeros_like(dx_conv))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_row_partial_results_are_summed_in_float32_under_mixed_precision(dtype):
+    # One dense matmul accumulates in float32 and rounds once; the row-skipping form's six
+    # partial results (fc6's geometry) must not be rounded to 16 bits after every add.
+    kernel, padding, dilation, side, channels = CASES["fc6_dilated"]
+    layer = ConvBNAct(
+        16,
+        kernel,
+        padding=padding,
+        dilation_rate=dilation,
+        activation="linear",
+        use_bn=False,
+        conv_impl="matmul",
+        dtype=keras.DTypePolicy(f"mixed_{dtype}"),
+        name="m",
+    )
+    x = tf.zeros((2, side, side, channels), dtype)
+    graph = tf.function(layer).get_concrete_function(x).graph
+    adds = [op for op in graph.get_operations() if op.type == "AddV2"]
+    by_dtype = collections.Counter(op.outputs[0].dtype.name for op in adds)
+    # Six kernel rows reach the input: five adds, all float32; the bias add comes after
+    # the one rounding back to the compute dtype.
+    assert by_dtype == {"float32": kernel - 1, dtype: 1}, by_dtype
+    assert layer(x).dtype.name == dtype
+    # float32 inputs get no casts around the sum.
+    graph32 = (
+        tf.function(_pair(kernel, padding, dilation, side, channels)[1])
+        .get_concrete_function(tf.zeros((2, side, side, channels)))
+        .graph
+    )
+    assert "Cast" not in {op.type for op in graph32.get_operations()}
 
 
 def test_auto_picks_matmul_for_fc6_and_fc7_only():
