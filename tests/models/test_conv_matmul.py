@@ -101,7 +101,10 @@ def test_matmul_path_equals_conv_path(case, skip_padding_rows):
 def _matmul_multiply_adds(layer, shape):
     """Σ M·K·N over the MatMuls of ``layer``'s traced forward graph."""
     x = tf.zeros(shape)
-    graph = tf.function(layer).get_concrete_function(x).graph
+    # Traced, not run: with ONEDNN_MAX_CPU_ISA=AVX2 on a CPU that has AVX-512 BF16, TF still
+    # sends bfloat16 matmuls to oneDNN, which then has no kernel for them and crashes.
+    concrete = tf.function(layer).get_concrete_function(x)
+    graph = concrete.graph
     total = 0
     for op in graph.get_operations():
         if op.type == "MatMul":
@@ -164,13 +167,16 @@ def test_row_partial_results_are_summed_in_float32_under_mixed_precision(dtype):
         name="m",
     )
     x = tf.zeros((2, side, side, channels), dtype)
-    graph = tf.function(layer).get_concrete_function(x).graph
+    # Traced, not run: with ONEDNN_MAX_CPU_ISA=AVX2 on a CPU that has AVX-512 BF16, TF still
+    # sends bfloat16 matmuls to oneDNN, which then has no kernel for them and crashes.
+    concrete = tf.function(layer).get_concrete_function(x)
+    graph = concrete.graph
     adds = [op for op in graph.get_operations() if op.type == "AddV2"]
     by_dtype = collections.Counter(op.outputs[0].dtype.name for op in adds)
     # Six kernel rows reach the input: five adds, all float32; the bias add comes after
     # the one rounding back to the compute dtype.
     assert by_dtype == {"float32": kernel - 1, dtype: 1}, by_dtype
-    assert layer(x).dtype.name == dtype
+    assert concrete.structured_outputs.dtype.name == dtype
     # float32 inputs get no casts around the sum.
     graph32 = (
         tf.function(_pair(kernel, padding, dilation, side, channels)[1])
