@@ -153,6 +153,7 @@ def flops_and_memory(trainer, memory_batch: int) -> dict:
         for layer in model._flatten_layers(include_self=False, recursive=True)
         if isinstance(layer, ConvBNAct)
     ]
+    settings = [layer.skip_padding_rows for layer in convs]
     for layer in convs:
         layer.skip_padding_rows = False
     try:
@@ -161,9 +162,9 @@ def flops_and_memory(trainer, memory_batch: int) -> dict:
             _forward_flops(tap_fn, image),
             _forward_flops(disc_fn, tap),
         )
-    finally:
-        for layer in convs:
-            layer.skip_padding_rows = True
+    finally:  # as the caller had them (a variant may have set some already)
+        for layer, setting in zip(convs, settings):
+            layer.skip_padding_rows = setting
     params = sum(
         int(np.prod(v.shape)) for v in trainer.model.weights + trainer.discriminator.weights
     )
